@@ -1,0 +1,123 @@
+// main.cf as typed parameters, rendered by one generic function.
+import { postfixAddress, postfixCidr } from "./net";
+import { PATHS } from "./paths";
+import type { ParameterValue, Settings } from "./settings";
+
+/** What only the host knows: read once after install. */
+export interface HostFacts {
+    /** Debian writes its own level on install (3.6 on Debian 12, 3.9 on Debian 13); we keep it. */
+    compatibilityLevel: string;
+}
+
+type Rule = (s: Settings, host: HostFacts) => ParameterValue;
+
+// Every parameter the component owns, in file order. Each is corrected against the guide where
+// SPEC.md says so (comments name the reason).
+const PARAMETERS: Record<string, Rule> = {
+    compatibility_level: (_s, host) => host.compatibilityLevel,
+    myhostname: (s) => s.hostname,
+    mydomain: (s) => s.domain,
+    myorigin: () => PATHS.mailname,
+    mydestination: (s) => s.destinations,
+    // Listener changes need a stop and start; the service step decides that.
+    inet_interfaces: (s) => s.listenAddresses.map(postfixAddress),
+    inet_protocols: (s) => s.inetProtocols,
+    mynetworks: (s) => s.trustedNetworks.map(postfixCidr),
+    relayhost: () => "",
+    home_mailbox: () => "Maildir/",
+    message_size_limit: (s) => s.messageSizeLimit,
+    // The default 51200000 is below a 50 MiB message limit and would stop local delivery.
+    mailbox_size_limit: () => 0,
+    recipient_delimiter: () => "+",
+    alias_maps: () => `hash:${PATHS.aliases}`,
+    alias_database: () => `hash:${PATHS.aliases}`,
+    append_dot_mydomain: () => false,
+    biff: () => false,
+    readme_directory: () => "/usr/share/doc/postfix",
+    smtpd_banner: () => "$myhostname ESMTP",
+    disable_vrfy_command: () => true,
+    smtpd_helo_required: () => true,
+    smtpd_client_restrictions: () => ["permit_mynetworks", "reject"],
+    // The guide's reject_unknown_sender_domain here never checked HELO.
+    smtpd_helo_restrictions: () => ["permit_mynetworks", "reject_invalid_helo_hostname", "reject_non_fqdn_helo_hostname"],
+    // permit_mynetworks first: LAN devices sending as outside domains must not need DNS.
+    smtpd_sender_restrictions: () => ["permit_mynetworks", "reject_non_fqdn_sender", "reject_unknown_sender_domain"],
+    // Explicit: Debian's default defers (4xx) instead of rejecting.
+    smtpd_relay_restrictions: () => ["permit_mynetworks", "reject_unauth_destination"],
+    smtpd_recipient_restrictions: () => ["permit_mynetworks", "reject_unauth_destination"],
+    // smtpd_use_tls is deprecated since Postfix 3.9.
+    smtpd_tls_security_level: () => "may",
+    smtpd_tls_chain_files: () => [PATHS.tlsKey, PATHS.tlsCert],
+    smtpd_tls_auth_only: () => true,
+    smtpd_tls_protocols: () => ">=TLSv1.2",
+    smtpd_tls_mandatory_protocols: () => ">=TLSv1.2",
+    smtpd_tls_loglevel: () => 1,
+    // The server-side session cache is obsolete (RFC 5077 tickets); the client cache lives in data_directory.
+    smtpd_tls_session_cache_database: () => "",
+    smtp_tls_security_level: () => "may",
+    smtp_tls_CApath: () => "/etc/ssl/certs",
+    smtp_tls_session_cache_database: () => "btree:${data_directory}/smtp_scache",
+};
+
+/** Parameters the component always writes. */
+export const OWNED_PARAMETERS: readonly string[] = Object.keys(PARAMETERS);
+
+/** Parameters that keep the server from being an open relay; extras may replace them only when explicitly allowed. */
+export const SAFETY_PARAMETERS: ReadonlySet<string> = new Set([
+    "mynetworks",
+    "mynetworks_style",
+    "relay_domains",
+    "inet_interfaces",
+    "smtpd_client_restrictions",
+    "smtpd_helo_restrictions",
+    "smtpd_sender_restrictions",
+    "smtpd_relay_restrictions",
+    "smtpd_recipient_restrictions",
+    "smtpd_relay_before_recipient_restrictions",
+    "smtpd_authorized_xclient_hosts",
+    "smtpd_authorized_xforward_hosts",
+    "local_recipient_maps",
+    "smtpd_reject_unlisted_recipient",
+    "disable_vrfy_command",
+    "smtpd_helo_required",
+]);
+
+/** Owned parameters set through a typed option: an extra parameter of the same name points there. */
+export const TYPED_OPTION_OF: Readonly<Record<string, string>> = {
+    myhostname: "hostname",
+    mydomain: "domain",
+    myorigin: "domain",
+    mydestination: "destinations",
+    inet_interfaces: "listenAddresses",
+    inet_protocols: "listenAddresses",
+    mynetworks: "trustedNetworks",
+    message_size_limit: "messageSizeLimit",
+    smtpd_tls_chain_files: "certificate",
+    alias_maps: "aliases",
+    alias_database: "aliases",
+    compatibility_level: "(kept from Debian)",
+};
+
+/** The parameters to write, in order: the owned ones (with allowed extras replacing them in place), then new extras. */
+export function mainCfParameters(settings: Settings, host: HostFacts): Array<[string, ParameterValue]> {
+    const extras = new Map(settings.extraParameters.map((p) => [p.name, p.value]));
+    const owned = Object.entries(PARAMETERS).map(([name, rule]): [string, ParameterValue] => {
+        const value = extras.get(name) ?? rule(settings, host);
+        extras.delete(name);
+        return [name, value];
+    });
+    return [...owned, ...extras.entries()];
+}
+
+export function formatValue(value: ParameterValue): string {
+    if (typeof value === "boolean") return value ? "yes" : "no";
+    if (typeof value === "number") return String(value);
+    if (typeof value === "string") return value;
+    return value.join(", ");
+}
+
+/** The one generic renderer: `name = value` lines. Values were validated: no newline can reach here. */
+export function renderMainCf(parameters: Array<[string, ParameterValue]>): string {
+    const lines = parameters.map(([name, value]) => `${name} = ${formatValue(value)}`.trimEnd());
+    return ["# Managed by pulumi-postfix: local changes are overwritten on the next change.", ...lines, ""].join("\n");
+}

@@ -1,0 +1,10 @@
+// Where the component writes on the host. The TLS paths are the guide's.
+export const PATHS = {
+    mainCf: "/etc/postfix/main.cf",
+    aliases: "/etc/aliases",
+    mailname: "/etc/mailname",
+    tlsCert: "/etc/ssl/certs/server.crt",
+    tlsKey: "/etc/ssl/private/server.key.insecure",
+    /** Pending reload or restart requests left by file steps for the service step. */
+    stateDir: "/var/lib/pulumi-postfix",
+} as const;

@@ -1,0 +1,206 @@
+// The shell scripts the component runs on the host, one per step. Each is idempotent, POSIX sh,
+// `set -eu`, and passes shellcheck (see test/unit/scripts.test.ts). File contents and keys never
+// appear here: they arrive on standard input.
+import { PATHS } from "./paths";
+import { script, shq } from "./shell";
+
+/** Postfix 3.7 (Debian 12) prints errors only to a terminal: script(1) gives it one, so failures say why. */
+const WITH_TERMINAL = [
+    "with_terminal() {",
+    '    if ! out=$(script -qec "$*" /dev/null 2>&1); then',
+    "        printf '%s\\n' \"$out\" | tr -d '\\r' >&2",
+    "        return 1",
+    "    fi",
+    "}",
+];
+
+/** Installs postfix and postfix-doc once, answering debconf from stdin; prints what the host runs. */
+export function installScript(aptLockTimeoutSeconds: number): string {
+    return script(
+        "export DEBIAN_FRONTEND=noninteractive",
+        `lock=${shq(aptLockTimeoutSeconds)}`,
+        "installed() {",
+        "    # shellcheck disable=SC2016 # dpkg-query expands ${Status} itself",
+        "    [ \"$(dpkg-query -W -f '${Status}\\n' postfix postfix-doc 2>/dev/null | grep -c '^install ok installed$')\" = 2 ]",
+        "}",
+        "apt_install() {",
+        '    apt-get -q -y -o DPkg::Lock::Timeout="$lock" install postfix postfix-doc',
+        "}",
+        "if ! installed; then",
+        "    debconf-set-selections",
+        "    # A failure is most often stale package lists: refresh once, then try again.",
+        '    if ! apt_install && ! { apt-get -q -o DPkg::Lock::Timeout="$lock" update && apt_install; }; then',
+        '        echo "pulumi-postfix: could not install postfix (apt waited up to ${lock}s for the dpkg lock; see its message above)" >&2',
+        "        exit 1",
+        "    fi",
+        "fi",
+        "printf 'compatibility_level=%s\\n' \"$(postconf -h compatibility_level)\"",
+        "printf 'mail_version=%s\\n' \"$(postconf -h mail_version)\"",
+    );
+}
+
+export function uninstallScript(): string {
+    // remove, not purge: the queue, /etc/postfix and delivered mail stay.
+    return script(
+        "export DEBIAN_FRONTEND=noninteractive",
+        "apt-get -q -y remove postfix postfix-doc",
+        `rm -rf ${shq(PATHS.stateDir)}`,
+    );
+}
+
+/** Creates missing mail accounts: no password, no login shell. Never deletes one. */
+export function mailUsersScript(users: readonly string[]): string {
+    return script(
+        `set -- ${users.map(shq).join(" ")}`,
+        'for user in "$@"; do',
+        '    if ! id -u "$user" >/dev/null 2>&1; then',
+        "        useradd --create-home --shell /usr/sbin/nologin --comment 'mail user (pulumi-postfix)' \"$user\"",
+        '        echo "created user $user"',
+        "    fi",
+        "done",
+    );
+}
+
+/** A file the component owns on the host, and what its change means for postfix. */
+export interface ManagedFile {
+    path: string;
+    mode: "0600" | "0644";
+    /** Runs on the candidate `$new` (staged copy of main.cf in `$stage`) before it goes live; may set `effect=restart`. */
+    check?: readonly string[];
+    /** Runs once the new file is live. */
+    after?: readonly string[];
+}
+
+const MAIN_CF_CHECK = [
+    'cp /etc/postfix/master.cf "$stage/master.cf"',
+    'cp "$new" "$stage/main.cf"',
+    'if ! with_terminal postfix -c "$stage" check; then',
+    "    echo \"pulumi-postfix: postfix refused the new main.cf (above); the live configuration is unchanged\" >&2",
+    "    exit 1",
+    "fi",
+    "# Listener changes need a stop and start: a reload keeps the old sockets.",
+    'if [ "$(postconf -c /etc/postfix -h inet_interfaces inet_protocols 2>/dev/null || true)" != "$(postconf -c "$stage" -h inet_interfaces inet_protocols)" ]; then',
+    "    effect=restart",
+    "fi",
+];
+
+// Mail to an alias whose user does not exist is accepted, then bounced: refuse such a file.
+const ALIASES_CHECK = [
+    'missing=""',
+    "for target in $(sed -n 's/^[^#][^:]*:[[:space:]]*//p' \"$new\" | tr ',' ' '); do",
+    '    case "$target" in *@*) continue ;; esac',
+    '    if ! grep -q "^$target:" "$new" && ! getent passwd "$target" >/dev/null; then',
+    '        missing="$missing $target"',
+    "    fi",
+    "done",
+    'if [ -n "$missing" ]; then',
+    "    echo \"pulumi-postfix: aliases point to users that do not exist on the host:$missing (add them to mailUsers)\" >&2",
+    "    exit 1",
+    "fi",
+];
+
+export const MANAGED_FILES = {
+    mainCf: { path: PATHS.mainCf, mode: "0644", check: MAIN_CF_CHECK },
+    aliases: { path: PATHS.aliases, mode: "0644", check: ALIASES_CHECK, after: ["newaliases"] },
+    mailname: { path: PATHS.mailname, mode: "0644" },
+    tlsKey: { path: PATHS.tlsKey, mode: "0600" },
+    tlsCert: { path: PATHS.tlsCert, mode: "0644" },
+} satisfies Record<string, ManagedFile>;
+
+/**
+ * The one "write this file if it differs" mechanism. Reads the content from stdin; when it differs
+ * from the live file, checks it, keeps the old one as `<path>.previous`, renames the new one into
+ * place (atomic) and leaves a reload (or restart) request for the service step.
+ */
+export function writeFileScript(file: ManagedFile, stateDir: string = PATHS.stateDir): string {
+    return script(
+        `dest=${shq(file.path)}`,
+        `state=${shq(stateDir)}`,
+        ...WITH_TERMINAL,
+        'dir=$(dirname "$dest")',
+        `[ -d "$dir" ] || { mkdir -p "$dir"; chmod ${file.mode === "0600" ? "0700" : "0755"} "$dir"; }`,
+        'new=$(mktemp "$dest.XXXXXX")',
+        "stage=$(mktemp -d)",
+        'trap \'rm -rf "$new" "$stage"\' EXIT',
+        'cat >"$new"',
+        'if [ -f "$dest" ] && cmp -s "$new" "$dest"; then',
+        '    echo "unchanged: $dest"',
+        "    exit 0",
+        "fi",
+        "effect=reload",
+        ...(file.check ?? []),
+        `chmod ${file.mode} "$new"`,
+        'chown 0:0 "$new"',
+        'if [ -f "$dest" ]; then cp -p "$dest" "$dest.previous"; fi',
+        'mv -f "$new" "$dest"',
+        ...(file.after ?? []),
+        'mkdir -p "$state"',
+        'touch "$state/$effect"',
+        'echo "changed: $dest ($effect requested)"',
+    );
+}
+
+export function removeFileScript(file: ManagedFile): string {
+    return script(`rm -f ${shq(file.path)} ${shq(`${file.path}.previous`)}`);
+}
+
+/**
+ * Starts postfix when it is down, else restarts or reloads it when a file step asked for it.
+ * Works with systemd and without it (containers, chroots). `inputs` is a digest of every managed
+ * file: it makes the engine re-run this step exactly when one of them changed.
+ */
+export function serviceScript(inputs: string): string {
+    return script(
+        `# inputs: ${inputs}`,
+        `state=${shq(PATHS.stateDir)}`,
+        ...WITH_TERMINAL,
+        "if [ -d /run/systemd/system ]; then",
+        "    start() { systemctl start postfix; }",
+        "    restart() { systemctl restart postfix; }",
+        "    reload() { systemctl reload postfix; }",
+        "else",
+        "    start() { with_terminal postfix start; }",
+        "    restart() { with_terminal postfix stop; with_terminal postfix start; }",
+        "    reload() { with_terminal postfix reload; }",
+        "fi",
+        "running() { postfix status >/dev/null 2>&1; }",
+        "if ! running; then",
+        "    start",
+        "    action=started",
+        'elif [ -e "$state/restart" ]; then',
+        "    restart",
+        "    action=restarted",
+        'elif [ -e "$state/reload" ]; then',
+        "    reload",
+        "    action=reloaded",
+        "else",
+        "    action=unchanged",
+        "fi",
+        'rm -f "$state/restart" "$state/reload"',
+        "if ! running; then",
+        '    echo "pulumi-postfix: postfix is not running after it was $action" >&2',
+        "    exit 1",
+        "fi",
+        'echo "postfix: $action"',
+    );
+}
+
+export function stopServiceScript(): string {
+    return script(
+        ...WITH_TERMINAL,
+        "if postfix status >/dev/null 2>&1; then",
+        "    if [ -d /run/systemd/system ]; then systemctl stop postfix; else with_terminal postfix stop; fi",
+        "fi",
+    );
+}
+
+/** Reads the `key=value` lines the install step prints. */
+export function parseHostFacts(stdout: string): { compatibilityLevel: string; mailVersion: string } {
+    const facts = new Map(stdout.split("\n").map((line) => line.trim().split("=", 2) as [string, string]));
+    const compatibilityLevel = facts.get("compatibility_level");
+    const mailVersion = facts.get("mail_version");
+    if (!compatibilityLevel || !/^[0-9][0-9.]*$/.test(compatibilityLevel) || !mailVersion) {
+        throw new Error(`pulumi-postfix: unexpected output from the install step: ${JSON.stringify(stdout)}`);
+    }
+    return { compatibilityLevel, mailVersion };
+}

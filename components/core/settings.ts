@@ -1,0 +1,83 @@
+// The options a user sets (plain data, as in the stack config) and the validated settings the
+// renderers take. The options, not a template, are the interface.
+import type { Address, Cidr } from "./net";
+
+/** Mail options of one server. Shared options may be set once for every server of a stack. */
+export interface MailOptions {
+    /** Mail domain (`mydomain`, `/etc/mailname`): the part after the `@` of local addresses, e.g. `home.lan`. */
+    domain: string;
+    /** Fully qualified host name of the server (`myhostname`), e.g. `server.home.lan`. */
+    hostname: string;
+    /** Domains this server is the final destination for (`mydestination`). Default: the domain, the host name, `localhost.<domain>`, `localhost`. */
+    destinations?: string[];
+    /** IP addresses Postfix listens on (`inet_interfaces`). Each must be configured on the host and lie inside a trusted network. */
+    listenAddresses: string[];
+    /** Trusted client networks in CIDR form (`mynetworks`): these clients may send and relay mail; nobody else may connect. */
+    trustedNetworks: string[];
+    /** Allow trusted networks outside the private, loopback and link-local ranges. Default `false`. */
+    allowPublicNetworks?: boolean;
+    /** Largest message accepted, in bytes (`message_size_limit`). Default 52428800 (50 MiB). */
+    messageSizeLimit?: number;
+    /** Local accounts that receive mail in `~/Maildir/`. Created (no password, no login shell) when missing; never deleted. */
+    mailUsers?: string[];
+    /** `/etc/aliases`: alias name to one or more targets (local users, other aliases, or addresses). `postmaster: root` is added when absent. */
+    aliases?: Record<string, string | string[]>;
+    /** The self-signed certificate offered with STARTTLS. */
+    certificate?: CertificateOptions;
+    /** Further `main.cf` parameters, written after the managed ones. Parameters the typed options own are refused. */
+    extraParameters?: Record<string, string | number | boolean | string[]>;
+    /** Let `extraParameters` replace the safety parameters (client, relay and recipient restrictions...). Default `false`. */
+    allowUnsafeOverrides?: boolean;
+    /** Seconds the install waits for another apt or dpkg run to release its lock. Default 120. */
+    aptLockTimeoutSeconds?: number;
+}
+
+export interface CertificateOptions {
+    /** Key algorithm: `RSA` (default, widest client support) or `ECDSA` (P-256). */
+    algorithm?: "RSA" | "ECDSA";
+    /** RSA key size: 2048 (default), 3072 or 4096. */
+    rsaBits?: number;
+    /** Subject common name. Default: the host name. */
+    commonName?: string;
+    /** Subject organization. Optional. */
+    organization?: string;
+    /** DNS names in the certificate. Default: the host name. */
+    dnsNames?: string[];
+    /** IP addresses in the certificate. Default: the listen addresses. */
+    ipAddresses?: string[];
+    /** Days the certificate is valid. Default 1095 (3 years). */
+    validityDays?: number;
+    /** Days before expiry from which `pulumi up` issues a new certificate. Default 30. */
+    earlyRenewalDays?: number;
+}
+
+export type ParameterValue = string | number | boolean | readonly string[];
+
+/** Validated, normalised settings: what the renderers take. */
+export interface Settings {
+    domain: string;
+    hostname: string;
+    destinations: string[];
+    listenAddresses: Address[];
+    inetProtocols: "ipv4" | "ipv6" | "all";
+    trustedNetworks: Cidr[];
+    messageSizeLimit: number;
+    mailUsers: string[];
+    /** In file order: `postmaster` first, then as configured. */
+    aliases: Array<{ name: string; targets: string[] }>;
+    certificate: {
+        algorithm: "RSA" | "ECDSA";
+        rsaBits: number;
+        commonName: string;
+        organization?: string;
+        dnsNames: string[];
+        ipAddresses: string[];
+        validityHours: number;
+        earlyRenewalHours: number;
+    };
+    extraParameters: Array<{ name: string; value: ParameterValue }>;
+    allowUnsafeOverrides: boolean;
+    aptLockTimeoutSeconds: number;
+}
+
+export const DEFAULT_MESSAGE_SIZE_LIMIT = 52428800;

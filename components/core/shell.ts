@@ -1,0 +1,21 @@
+// The one quoting helper. Every value placed into a shell script goes through `shq`.
+
+/** Quotes a value as one POSIX shell word. */
+export function shq(value: string | number): string {
+    return `'${String(value).replace(/'/g, `'\\''`)}'`;
+}
+
+/** A script run on the host: POSIX sh, `set -eu`, with its body already quoted where it needs it. */
+export function script(...lines: string[]): string {
+    return ["set -eu", ...lines].join("\n") + "\n";
+}
+
+/**
+ * The command line that runs a script over SSH. The remote login shell gets `sh -c '<script>'`;
+ * a non-root user goes through `sudo -n` (no password prompt: there is no terminal). Standard
+ * input passes through both, which is how file contents and keys travel.
+ */
+export function remoteCommand(body: string, user: string): string {
+    const run = `sh -c ${shq(body)}`;
+    return user === "root" ? run : `sudo -n ${run}`;
+}

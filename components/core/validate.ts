@@ -1,0 +1,359 @@
+// Validation of user options into Settings. Every problem is reported at once, each naming the
+// config key, before any resource exists. Nothing that fails here reaches a file or a shell.
+import { SAFETY_PARAMETERS, TYPED_OPTION_OF } from "./main-cf";
+import { Address, Cidr, cidrContains, cidrsOverlap, isLoopback, isNonPublic, parseAddress, parseCidr } from "./net";
+import { CertificateOptions, DEFAULT_MESSAGE_SIZE_LIMIT, MailOptions, ParameterValue, Settings } from "./settings";
+
+/** Maps a path inside the options (`listenAddresses[1]`) to the key the user wrote (`postfix:servers[0].listenAddresses[1]`). */
+export type KeyOf = (path: string) => string;
+
+export class ConfigError extends Error {
+    constructor(readonly problems: string[]) {
+        super(`invalid configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  - ${problems.join("\n  - ")}`);
+        this.name = "ConfigError";
+    }
+}
+
+const MAIL_OPTION_KEYS: ReadonlyArray<keyof MailOptions> = [
+    "domain", "hostname", "destinations", "listenAddresses", "trustedNetworks", "allowPublicNetworks",
+    "messageSizeLimit", "mailUsers", "aliases", "certificate", "extraParameters", "allowUnsafeOverrides",
+    "aptLockTimeoutSeconds",
+];
+export const MAIL_OPTIONS: ReadonlySet<string> = new Set(MAIL_OPTION_KEYS);
+const CERTIFICATE_KEYS = new Set(["algorithm", "rsaBits", "commonName", "organization", "dnsNames", "ipAddresses", "validityDays", "earlyRenewalDays"]);
+
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const LOCAL_PART = /^[a-z0-9][a-z0-9._+-]{0,63}$/;
+export const UNIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+const PARAMETER_NAME = /^[a-z][a-z0-9_]{0,99}$/;
+const MAX_VALUE_LENGTH = 4096;
+// C0 controls, DEL, C1 controls, and Unicode line and paragraph separators.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** A domain or host name: lower-case ASCII labels (internationalised names in their xn-- form). */
+export function domainProblem(name: string, requireDot: boolean): string | undefined {
+    if (/[^\x20-\x7e]/.test(name)) return "must be ASCII (write internationalised names in their xn-- form)";
+    if (name !== name.toLowerCase()) return "must be lower case";
+    if (name.length > 253) return "is longer than 253 characters";
+    const labels = name.split(".");
+    if (labels.some((label) => !LABEL.test(label))) {
+        return "is not a valid domain name (labels of a-z, 0-9 and inner hyphens, 1 to 63 characters)";
+    }
+    if (requireDot && labels.length < 2) return "must be fully qualified (contain a dot)";
+    if (/^\d+$/.test(labels[labels.length - 1])) return "must not end in a numeric label";
+    return undefined;
+}
+
+class Checker {
+    readonly problems: string[] = [];
+    constructor(private readonly keyOf: KeyOf) {}
+
+    add(path: string, message: string): void {
+        this.problems.push(`${this.keyOf(path)} ${message}`);
+    }
+
+    isObject(value: unknown): value is Record<string, unknown> {
+        return typeof value === "object" && value !== null && !Array.isArray(value);
+    }
+
+    unknownKeys(path: string, value: Record<string, unknown>, known: ReadonlySet<string>): void {
+        for (const key of Object.keys(value)) {
+            if (!known.has(key)) this.add(join(path, key), `is not a known option (known: ${[...known].join(", ")})`);
+        }
+    }
+
+    string(path: string, value: unknown): value is string {
+        if (typeof value !== "string" || value.length === 0) {
+            this.add(path, "must be a non-empty string");
+            return false;
+        }
+        if (value.length > MAX_VALUE_LENGTH) {
+            this.add(path, `is longer than ${MAX_VALUE_LENGTH} characters`);
+            return false;
+        }
+        return true;
+    }
+
+    stringList(path: string, value: unknown, allowEmpty = false): string[] | undefined {
+        if (!Array.isArray(value) || (!allowEmpty && value.length === 0)) {
+            this.add(path, allowEmpty ? "must be a list" : "must be a non-empty list");
+            return undefined;
+        }
+        const ok = value.every((item, i) => this.string(`${path}[${i}]`, item));
+        return ok ? (value as string[]) : undefined;
+    }
+
+    integer(path: string, value: unknown, min: number, max: number): number | undefined {
+        if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+            this.add(path, `must be a whole number from ${min} to ${max}`);
+            return undefined;
+        }
+        return value;
+    }
+
+    boolean(path: string, value: unknown): boolean {
+        if (value === undefined) return false;
+        if (typeof value !== "boolean") {
+            this.add(path, "must be true or false");
+            return false;
+        }
+        return value;
+    }
+
+    domain(path: string, value: unknown, requireDot: boolean): string | undefined {
+        if (!this.string(path, value)) return undefined;
+        const problem = domainProblem(value, requireDot);
+        if (problem) {
+            this.add(path, problem);
+            return undefined;
+        }
+        return value;
+    }
+
+    /** Reports every string holding a control character (newline, NUL, ...), wherever it is. */
+    controlCharacters(path: string, value: unknown): void {
+        if (typeof value === "string") {
+            if (CONTROL.test(value)) this.add(path, "contains a control character (newline, tab, NUL...), which is never allowed");
+        } else if (Array.isArray(value)) {
+            value.forEach((item, i) => this.controlCharacters(`${path}[${i}]`, item));
+        } else if (this.isObject(value)) {
+            for (const [key, item] of Object.entries(value)) {
+                if (CONTROL.test(key)) this.add(path, "has a key with a control character");
+                else this.controlCharacters(join(path, key), item);
+            }
+        }
+    }
+}
+
+function join(path: string, key: string): string {
+    return path ? `${path}.${key}` : key;
+}
+
+/** Validates mail options; returns the settings only when there is no problem at all. */
+export function validateMailOptions(raw: unknown, keyOf: KeyOf): { settings?: Settings; problems: string[] } {
+    const c = new Checker(keyOf);
+    if (!c.isObject(raw)) {
+        c.add("", "must be an object of mail options");
+        return { problems: c.problems };
+    }
+    c.controlCharacters("", raw);
+    if (c.problems.length > 0) return { problems: c.problems };
+    c.unknownKeys("", raw, MAIL_OPTIONS);
+
+    const domain = c.domain("domain", raw.domain, true);
+    const hostname = c.domain("hostname", raw.hostname, true);
+    const destinations = raw.destinations === undefined
+        ? domain && hostname ? unique([domain, hostname, `localhost.${domain}`, "localhost"]) : undefined
+        : c.stringList("destinations", raw.destinations)?.filter((d, i) => c.domain(`destinations[${i}]`, d, false) !== undefined);
+
+    const allowPublic = c.boolean("allowPublicNetworks", raw.allowPublicNetworks);
+    const trusted = networks(c, raw.trustedNetworks, allowPublic);
+    const listen = listenAddresses(c, raw.listenAddresses, trusted);
+
+    const messageSizeLimit = raw.messageSizeLimit === undefined
+        ? DEFAULT_MESSAGE_SIZE_LIMIT
+        : c.integer("messageSizeLimit", raw.messageSizeLimit, 1024, 2 ** 31 - 1);
+    const mailUsers = mailUserList(c, raw.mailUsers);
+    const aliases = aliasList(c, raw.aliases);
+    const certificate = certificateSettings(c, raw.certificate, hostname, listen);
+    const allowUnsafeOverrides = c.boolean("allowUnsafeOverrides", raw.allowUnsafeOverrides);
+    const extraParameters = extras(c, raw.extraParameters, allowUnsafeOverrides, messageSizeLimit);
+    const aptLockTimeoutSeconds = raw.aptLockTimeoutSeconds === undefined
+        ? 120
+        : c.integer("aptLockTimeoutSeconds", raw.aptLockTimeoutSeconds, 0, 3600);
+
+    if (c.problems.length > 0 || !domain || !hostname || !destinations || !trusted || !listen || !messageSizeLimit
+        || !mailUsers || !aliases || !certificate || !extraParameters || aptLockTimeoutSeconds === undefined) {
+        return { problems: c.problems };
+    }
+    const families = new Set(listen.map((a) => a.family));
+    return {
+        problems: [],
+        settings: {
+            domain, hostname, destinations,
+            listenAddresses: listen,
+            inetProtocols: families.size === 2 ? "all" : families.has(6) ? "ipv6" : "ipv4",
+            trustedNetworks: trusted,
+            messageSizeLimit, mailUsers, aliases, certificate, extraParameters, allowUnsafeOverrides, aptLockTimeoutSeconds,
+        },
+    };
+}
+
+function unique(items: string[]): string[] {
+    return [...new Set(items)];
+}
+
+function networks(c: Checker, value: unknown, allowPublic: boolean): Cidr[] | undefined {
+    const texts = c.stringList("trustedNetworks", value);
+    if (!texts) return undefined;
+    const parsed: Cidr[] = [];
+    texts.forEach((text, i) => {
+        const path = `trustedNetworks[${i}]`;
+        const network = parseCidr(text);
+        if (typeof network === "string") return c.add(path, `"${text}" ${network}`);
+        if (network.prefix === 0) return c.add(path, `"${text}" trusts every address: that is an open relay`);
+        if (!allowPublic && !isNonPublic(network)) {
+            return c.add(path, `"${text}" includes public addresses; set allowPublicNetworks: true only if you mean it`);
+        }
+        const clash = parsed.findIndex((other) => cidrsOverlap(other, network));
+        if (clash >= 0) return c.add(path, `"${text}" overlaps trustedNetworks[${clash}] "${parsed[clash].text}"`);
+        parsed.push(network);
+    });
+    return parsed.length === texts.length ? parsed : undefined;
+}
+
+function listenAddresses(c: Checker, value: unknown, trusted: Cidr[] | undefined): Address[] | undefined {
+    const texts = c.stringList("listenAddresses", value);
+    if (!texts) return undefined;
+    const parsed: Address[] = [];
+    texts.forEach((text, i) => {
+        const path = `listenAddresses[${i}]`;
+        const address = parseAddress(text);
+        if (!address) return c.add(path, `"${text}" is not an IPv4 or IPv6 address (names like "all" are not allowed: list the addresses)`);
+        if (parsed.some((other) => other.value === address.value && other.family === address.family)) {
+            return c.add(path, `"${text}" is listed twice`);
+        }
+        if (trusted && !trusted.some((network) => cidrContains(network, address))) {
+            return c.add(path, `"${text}" is outside every trusted network: clients there could not use this server`);
+        }
+        parsed.push(address);
+    });
+    return parsed.length === texts.length ? parsed : undefined;
+}
+
+function mailUserList(c: Checker, value: unknown): string[] | undefined {
+    if (value === undefined) return [];
+    const users = c.stringList("mailUsers", value, true);
+    if (!users) return undefined;
+    const bad = users.map((u, i) => [u, i] as const).filter(([u]) => !UNIX_USER.test(u) || u === "root");
+    bad.forEach(([u, i]) => c.add(`mailUsers[${i}]`, `"${u}" is not a valid new user name (a-z, 0-9, _ and -, not root)`));
+    if (new Set(users).size !== users.length) c.add("mailUsers", "lists a user twice");
+    return bad.length === 0 ? users : undefined;
+}
+
+function aliasList(c: Checker, value: unknown): Settings["aliases"] | undefined {
+    const map = value === undefined ? {} : value;
+    if (!c.isObject(map)) {
+        c.add("aliases", "must be a map of alias name to target(s)");
+        return undefined;
+    }
+    const entries: Settings["aliases"] = [];
+    let ok = true;
+    for (const [name, raw] of Object.entries(map)) {
+        const path = `aliases.${name}`;
+        if (!LOCAL_PART.test(name)) {
+            c.add(path, "is not a valid alias name (a-z, 0-9, and . _ + - inside)");
+            ok = false;
+            continue;
+        }
+        const targets = typeof raw === "string" ? [raw] : c.stringList(path, raw);
+        if (!targets) {
+            ok = false;
+            continue;
+        }
+        targets.forEach((target, i) => {
+            const problem = aliasTargetProblem(target);
+            if (problem) {
+                c.add(typeof raw === "string" ? path : `${path}[${i}]`, `"${target}" ${problem}`);
+                ok = false;
+            }
+        });
+        entries.push({ name, targets });
+    }
+    if (!entries.some((e) => e.name === "postmaster")) entries.unshift({ name: "postmaster", targets: ["root"] });
+    entries.sort((a, b) => (a.name === "postmaster" ? -1 : b.name === "postmaster" ? 1 : 0));
+    return ok ? entries : undefined;
+}
+
+function aliasTargetProblem(target: string): string | undefined {
+    // Pipes, files and includes run as other users or write anywhere: never from config.
+    if (/^[|/:"]/.test(target)) return "is a command, file or include target, which is not allowed";
+    const at = target.indexOf("@");
+    if (at < 0) return LOCAL_PART.test(target) ? undefined : "is not a valid local user or alias name";
+    const local = target.slice(0, at);
+    const problem = domainProblem(target.slice(at + 1), true);
+    if (!LOCAL_PART.test(local)) return "has an invalid local part";
+    return problem ? `has a domain that ${problem}` : undefined;
+}
+
+function certificateSettings(c: Checker, value: unknown, hostname: string | undefined, listen: Address[] | undefined): Settings["certificate"] | undefined {
+    const raw: CertificateOptions & Record<string, unknown> = (value ?? {}) as never;
+    if (!c.isObject(raw)) {
+        c.add("certificate", "must be an object");
+        return undefined;
+    }
+    c.unknownKeys("certificate", raw, CERTIFICATE_KEYS);
+    const before = c.problems.length;
+    const algorithm = raw.algorithm ?? "RSA";
+    if (algorithm !== "RSA" && algorithm !== "ECDSA") c.add("certificate.algorithm", 'must be "RSA" or "ECDSA"');
+    const rsaBits = raw.rsaBits ?? 2048;
+    if (![2048, 3072, 4096].includes(rsaBits)) c.add("certificate.rsaBits", "must be 2048, 3072 or 4096");
+    const commonName = raw.commonName === undefined ? hostname : c.domain("certificate.commonName", raw.commonName, false);
+    if (raw.organization !== undefined) c.string("certificate.organization", raw.organization);
+    const dnsNames = raw.dnsNames === undefined
+        ? hostname ? [hostname] : []
+        : c.stringList("certificate.dnsNames", raw.dnsNames)?.filter((d, i) => c.domain(`certificate.dnsNames[${i}]`, d, false)) ?? [];
+    let ipAddresses = listen?.map((a) => a.text) ?? [];
+    if (raw.ipAddresses !== undefined) {
+        ipAddresses = c.stringList("certificate.ipAddresses", raw.ipAddresses) ?? [];
+        ipAddresses.forEach((ip, i) => parseAddress(ip) || c.add(`certificate.ipAddresses[${i}]`, `"${ip}" is not an IP address`));
+    } else {
+        ipAddresses = ipAddresses.filter((ip) => !isLoopback(parseAddress(ip) as Address));
+    }
+    const validityDays = raw.validityDays === undefined ? 1095 : c.integer("certificate.validityDays", raw.validityDays, 1, 3650);
+    const earlyRenewalDays = raw.earlyRenewalDays === undefined ? 30 : c.integer("certificate.earlyRenewalDays", raw.earlyRenewalDays, 0, 3650);
+    if (validityDays !== undefined && earlyRenewalDays !== undefined && earlyRenewalDays >= validityDays) {
+        c.add("certificate.earlyRenewalDays", "must be smaller than validityDays, or every run would issue a new certificate");
+    }
+    if (c.problems.length > before || !commonName || validityDays === undefined || earlyRenewalDays === undefined) return undefined;
+    return {
+        algorithm, rsaBits, commonName, organization: raw.organization, dnsNames, ipAddresses,
+        validityHours: validityDays * 24, earlyRenewalHours: earlyRenewalDays * 24,
+    };
+}
+
+function extras(c: Checker, value: unknown, allowUnsafe: boolean, messageSizeLimit: number | undefined): Settings["extraParameters"] | undefined {
+    if (value === undefined) return [];
+    if (!c.isObject(value)) {
+        c.add("extraParameters", "must be a map of main.cf parameter name to value");
+        return undefined;
+    }
+    const before = c.problems.length;
+    const result: Settings["extraParameters"] = [];
+    for (const [name, raw] of Object.entries(value)) {
+        const path = `extraParameters.${name}`;
+        if (!PARAMETER_NAME.test(name)) {
+            c.add(path, "is not a valid main.cf parameter name (a-z, 0-9 and _)");
+            continue;
+        }
+        if (SAFETY_PARAMETERS.has(name) && !allowUnsafe) {
+            c.add(path, "would replace a safety setting (relay, client or recipient control); set allowUnsafeOverrides: true only if you mean it");
+            continue;
+        }
+        if (TYPED_OPTION_OF[name] && !SAFETY_PARAMETERS.has(name)) {
+            c.add(path, `is managed by the option "${TYPED_OPTION_OF[name]}": set that instead`);
+            continue;
+        }
+        const parameter = parameterValue(c, path, raw);
+        if (parameter === undefined) continue;
+        if (name === "mailbox_size_limit" && messageSizeLimit && Number(parameter) !== 0 && Number(parameter) < messageSizeLimit) {
+            c.add(path, "must be 0 or at least messageSizeLimit, or local delivery stops");
+            continue;
+        }
+        result.push({ name, value: parameter });
+    }
+    return c.problems.length > before ? undefined : result;
+}
+
+function parameterValue(c: Checker, path: string, raw: unknown): ParameterValue | undefined {
+    if (typeof raw === "boolean" || (typeof raw === "number" && Number.isFinite(raw))) return raw;
+    if (typeof raw === "string") {
+        if (raw.length > MAX_VALUE_LENGTH) return void c.add(path, `is longer than ${MAX_VALUE_LENGTH} characters`);
+        return raw.trim();
+    }
+    if (Array.isArray(raw) && raw.every((item) => typeof item === "string" && item.length > 0 && !item.includes(","))) {
+        return raw.map((item: string) => item.trim());
+    }
+    c.add(path, "must be a string, number, boolean, or list of strings without commas");
+    return undefined;
+}

@@ -1,0 +1,160 @@
+// The Pulumi layer: wires the pure core into resources. No rendering or validation logic here.
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { createHash, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { renderAliases, renderMailname, renderPreseed } from "./core/files";
+import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
+import { postfixAddress } from "./core/net";
+import {
+    installScript, MANAGED_FILES, ManagedFile, mailUsersScript, parseHostFacts, removeFileScript,
+    serviceScript, stopServiceScript, uninstallScript, writeFileScript,
+} from "./core/scripts";
+import { MailOptions, ParameterValue, Settings } from "./core/settings";
+import { remoteCommand } from "./core/shell";
+import { SshOptions, SshSettings, validateSsh } from "./core/ssh";
+import { ConfigError, validateMailOptions } from "./core/validate";
+
+export interface PostfixServerArgs extends MailOptions {
+    /** How the workstation reaches the server over SSH. */
+    ssh: SshOptions;
+    /** SSH private key (PEM or OpenSSH), as a secret. Used when `ssh.privateKeyPath` is not set; without either, the SSH agent is used. */
+    sshPrivateKey?: pulumi.Input<string>;
+}
+
+/**
+ * A Debian server turned into a LAN Postfix SMTP server: installs postfix, writes main.cf, the
+ * aliases, the mail name and a self-signed certificate when they differ, and reloads or restarts
+ * postfix only when something changed. Plain option values are validated when the component is
+ * constructed, so a wrong value fails before anything touches the host.
+ */
+export class PostfixServer extends pulumi.ComponentResource {
+    /** `address:25` for each listen address. */
+    public readonly smtpEndpoints: pulumi.Output<string[]>;
+    /** The STARTTLS certificate (PEM). */
+    public readonly certificatePem: pulumi.Output<string>;
+    /** SHA-256 fingerprint of the certificate, `AB:CD:...` as OpenSSL prints it. */
+    public readonly certificateSha256: pulumi.Output<string>;
+    /** The main.cf parameters as written. */
+    public readonly mainCfParameters: pulumi.Output<Record<string, string>>;
+    /** Postfix version on the host. */
+    public readonly postfixVersion: pulumi.Output<string>;
+
+    constructor(name: string, args: PostfixServerArgs, opts?: pulumi.ComponentResourceOptions) {
+        // Validate before registering anything: a wrong value never reaches the engine or the host.
+        const { settings, ssh } = validateArgs(args);
+        super("postfix:index:PostfixServer", name, {}, opts);
+        const parent = { parent: this };
+        const connection = connectionOf(ssh, args.sshPrivateKey);
+
+        // One remote command per step; each opens its own SSH connection and runs only when its inputs change.
+        const step = (stepName: string, body: { create: pulumi.Input<string>; stdin?: pulumi.Input<string>; delete?: string }, dependsOn: pulumi.Resource[]) =>
+            new command.remote.Command(`${name}-${stepName}`, {
+                connection,
+                create: pulumi.output(body.create).apply((script) => remoteCommand(script, ssh.user)),
+                stdin: body.stdin,
+                delete: body.delete === undefined ? undefined : remoteCommand(body.delete, ssh.user),
+                // sshd refuses unknown environment variables, and no step needs its previous output.
+                addPreviousOutputInEnv: false,
+            }, { ...parent, dependsOn });
+
+        const install = step("install", {
+            create: installScript(settings.aptLockTimeoutSeconds),
+            stdin: renderPreseed(settings),
+            delete: uninstallScript(),
+        }, []);
+        const users = settings.mailUsers.length > 0 ? [step("mail-users", { create: mailUsersScript(settings.mailUsers) }, [install])] : [];
+
+        const key = new tls.PrivateKey(`${name}-tls-key`, settings.certificate.algorithm === "RSA"
+            ? { algorithm: "RSA", rsaBits: settings.certificate.rsaBits }
+            : { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
+        const cert = new tls.SelfSignedCert(`${name}-tls-cert`, {
+            privateKeyPem: key.privateKeyPem,
+            subject: { commonName: settings.certificate.commonName, organization: settings.certificate.organization },
+            dnsNames: settings.certificate.dnsNames,
+            ipAddresses: settings.certificate.ipAddresses,
+            validityPeriodHours: settings.certificate.validityHours,
+            earlyRenewalHours: settings.certificate.earlyRenewalHours,
+            allowedUses: ["key_encipherment", "digital_signature", "server_auth"],
+        }, parent);
+
+        const facts = install.stdout.apply(parseHostFacts);
+        const parameters = facts.apply((host) => mainCfParameters(settings, host));
+        const mainCf = parameters.apply(renderMainCf);
+
+        // Each file: written only when its content differs; its change requests a reload.
+        const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false) =>
+            step(stepName, {
+                create: writeFileScript(managed),
+                stdin: content,
+                delete: removeOnDestroy ? removeFileScript(managed) : undefined,
+            }, after);
+        const files = [
+            // Secret here too, whatever the provider marks: the key must never show in a diff or log.
+            file("tls-key", MANAGED_FILES.tlsKey, pulumi.secret(key.privateKeyPem), [install], true),
+            file("tls-cert", MANAGED_FILES.tlsCert, cert.certPem, [install], true),
+            file("mailname", MANAGED_FILES.mailname, renderMailname(settings), [install]),
+            file("aliases", MANAGED_FILES.aliases, renderAliases(settings), [install, ...users]),
+        ];
+        // main.cf names the key and certificate: it goes live after them.
+        files.push(file("main-cf", MANAGED_FILES.mainCf, mainCf, files.slice(0, 3)));
+
+        const digest = pulumi.all([key.publicKeyPem, cert.certPem, renderMailname(settings), renderAliases(settings), mainCf])
+            .apply((contents) => sha256(contents.join("\0")));
+        step("service", { create: digest.apply(serviceScript), delete: stopServiceScript() }, files);
+
+        this.smtpEndpoints = pulumi.output(settings.listenAddresses.map((a) => `${postfixAddress(a)}:25`));
+        this.certificatePem = cert.certPem;
+        this.certificateSha256 = cert.certPem.apply(fingerprintSha256);
+        this.mainCfParameters = parameters.apply(asRecord);
+        this.postfixVersion = facts.apply((f) => f.mailVersion);
+        this.registerOutputs({
+            smtpEndpoints: this.smtpEndpoints,
+            certificatePem: this.certificatePem,
+            certificateSha256: this.certificateSha256,
+            mainCfParameters: this.mainCfParameters,
+            postfixVersion: this.postfixVersion,
+        });
+    }
+}
+
+function validateArgs(args: PostfixServerArgs): { settings: Settings; ssh: SshSettings } {
+    const { ssh: rawSsh, sshPrivateKey: _secret, ...mail } = args;
+    const checked = validateMailOptions(mail, (path) => `args.${path}`);
+    const ssh = validateSsh(rawSsh, (path) => `args.ssh${path ? `.${path}` : ""}`);
+    const problems = [...checked.problems, ...ssh.problems];
+    if (problems.length > 0 || !checked.settings || !ssh.ssh) throw new ConfigError(problems);
+    return { settings: checked.settings, ssh: ssh.ssh };
+}
+
+function connectionOf(ssh: SshSettings, secretKey: pulumi.Input<string> | undefined): command.types.input.remote.ConnectionArgs {
+    const privateKey = ssh.privateKeyPath === undefined ? secretKey : readFileSync(expandHome(ssh.privateKeyPath), "utf8");
+    return {
+        host: ssh.host,
+        port: ssh.port,
+        user: ssh.user,
+        privateKey: privateKey === undefined ? undefined : pulumi.secret(privateKey),
+        hostKey: ssh.hostKey,
+        dialErrorLimit: ssh.dialErrorLimit,
+        perDialTimeout: ssh.perDialTimeout,
+    };
+}
+
+export function expandHome(path: string): string {
+    return path.replace(/^~(?=$|\/)/, homedir());
+}
+
+export function sha256(text: string): string {
+    return createHash("sha256").update(text).digest("hex");
+}
+
+/** The fingerprint as `openssl x509 -fingerprint -sha256` prints it. */
+export function fingerprintSha256(pem: string): string {
+    return new X509Certificate(pem).fingerprint256;
+}
+
+function asRecord(parameters: Array<[string, ParameterValue]>): Record<string, string> {
+    return Object.fromEntries(parameters.map(([name, value]) => [name, formatValue(value)]));
+}

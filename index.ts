@@ -1,0 +1,32 @@
+// The program: one PostfixServer per server in the stack's `postfix:*` config.
+import * as pulumi from "@pulumi/pulumi";
+import { accessSync, constants } from "node:fs";
+import { expandHome, PostfixServer } from "./components/postfix-server";
+import { ConfigError } from "./components/core/validate";
+import { NAMESPACE, readStackConfig } from "./components/stack-config";
+
+const { servers, problems } = readStackConfig(pulumi.runtime.allConfig());
+servers.forEach((server, i) => {
+    const path = server.ssh.privateKeyPath;
+    try {
+        if (path !== undefined) accessSync(expandHome(path), constants.R_OK);
+    } catch (error) {
+        problems.push(`${NAMESPACE}:servers[${i}].ssh.privateKeyPath cannot be read: ${(error as Error).message}`);
+    }
+});
+// Every problem at once, before any resource exists.
+// RunError: Pulumi prints the message alone, without a stack trace.
+if (problems.length > 0) throw new pulumi.RunError(new ConfigError(problems).message);
+
+const sshPrivateKey = new pulumi.Config(NAMESPACE).getSecret("sshPrivateKey");
+const components = servers.map((server) =>
+    new PostfixServer(server.name, { ...server.options, ssh: server.sshOptions, sshPrivateKey }));
+
+/** Per server: where to send mail, the certificate to expect, and what main.cf says. */
+export const mailServers = Object.fromEntries(components.map((c, i) => [servers[i].name, {
+    smtpEndpoints: c.smtpEndpoints,
+    certificateSha256: c.certificateSha256,
+    certificatePem: c.certificatePem,
+    postfixVersion: c.postfixVersion,
+    mainCfParameters: c.mainCfParameters,
+}]));

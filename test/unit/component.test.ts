@@ -1,0 +1,132 @@
+// The resource graph of PostfixServer, with Pulumi's mocks (no engine, no host).
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { before, test } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
+
+// A real certificate, so the fingerprint output is computed from real DER.
+const dir = mkdtempSync(join(tmpdir(), "cert-"));
+execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=server.home.lan", "-days", "1",
+    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+const CERT_PEM = readFileSync(join(dir, "cert.pem"), "utf8");
+const TLS_KEY = readFileSync(join(dir, "key.pem"), "utf8");
+const SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSSH-KEY-MATERIAL-THAT-MUST-NOT-LEAK\n-----END OPENSSH PRIVATE KEY-----\n";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+
+interface Registered { type: string; name: string; inputs: Record<string, any> }
+const registered: Registered[] = [];
+const dependsOn = new Map<string, string[]>();
+
+const isSecret = (value: unknown) => typeof value === "object" && value !== null && (value as any)[SIG_KEY] === SECRET_SIG;
+const plain = (value: any) => (isSecret(value) ? value.value : value);
+
+before(async () => {
+    await pulumi.runtime.setMocks({
+        newResource(args) {
+            registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+            const outputs: Record<string, unknown> = { ...args.inputs };
+            if (args.type === "tls:index/privateKey:PrivateKey") Object.assign(outputs, { privateKeyPem: TLS_KEY, publicKeyPem: "PUBLIC" });
+            if (args.type === "tls:index/selfSignedCert:SelfSignedCert") outputs.certPem = CERT_PEM;
+            if (args.type === "command:remote:Command") {
+                outputs.stdout = args.name.endsWith("-install") ? "compatibility_level=3.6\nmail_version=3.7.11" : "";
+            }
+            return { id: `${args.name}-id`, state: outputs };
+        },
+        call: (args) => args.inputs,
+    }, "pulumi-postfix", "unit");
+});
+
+async function deploy(args: Record<string, unknown>) {
+    const { PostfixServer } = await import("../../components/postfix-server");
+    const server = new PostfixServer("server", {
+        domain: "home.lan", hostname: "server.home.lan",
+        listenAddresses: ["127.0.0.1", "192.168.1.100"], trustedNetworks: ["127.0.0.0/8", "192.168.1.0/24"],
+        mailUsers: ["fribeiro"], aliases: { root: "fribeiro" },
+        ssh: { host: "192.168.1.100", user: "deploy" },
+        sshPrivateKey: pulumi.secret(SSH_KEY),
+        ...args,
+    } as never, {
+        transformations: [({ name, opts }) => {
+            dependsOn.set(name, ((opts.dependsOn ?? []) as pulumi.Resource[]).map((r) => (r as any).__name));
+            return undefined;
+        }],
+    });
+    const out = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
+    const outputs = await Promise.all([out(server.smtpEndpoints), out(server.certificateSha256), out(server.mainCfParameters)]);
+    // Steps that wait on other outputs register a little later: wait until registrations stop.
+    for (let seen = -1; seen !== registered.length;) {
+        seen = registered.length;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return { server, outputs };
+}
+
+test("the graph: steps, their order, their parent", async () => {
+    const { outputs: [endpoints, fingerprint, parameters] } = await deploy({});
+    const names = registered.map((r) => `${r.type} ${r.name}`);
+    assert.deepEqual(names.sort(), [
+        "command:remote:Command server-aliases",
+        "command:remote:Command server-install",
+        "command:remote:Command server-mail-users",
+        "command:remote:Command server-mailname",
+        "command:remote:Command server-main-cf",
+        "command:remote:Command server-service",
+        "command:remote:Command server-tls-cert",
+        "command:remote:Command server-tls-key",
+        "postfix:index:PostfixServer server",
+        "tls:index/privateKey:PrivateKey server-tls-key",
+        "tls:index/selfSignedCert:SelfSignedCert server-tls-cert",
+    ]);
+    assert.deepEqual(dependsOn.get("server-mail-users"), ["server-install"]);
+    assert.deepEqual(dependsOn.get("server-aliases"), ["server-install", "server-mail-users"], "alias users exist first");
+    assert.deepEqual(dependsOn.get("server-main-cf"), ["server-tls-key", "server-tls-cert", "server-mailname"], "main.cf goes live after the files it names");
+    assert.deepEqual(dependsOn.get("server-service"), ["server-tls-key", "server-tls-cert", "server-mailname", "server-aliases", "server-main-cf"]);
+    assert.deepEqual(endpoints, ["127.0.0.1:25", "192.168.1.100:25"]);
+    assert.equal(fingerprint, execFileSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256", "-in", join(dir, "cert.pem")], { encoding: "utf8" }).trim().split("=")[1]);
+    assert.equal(parameters.message_size_limit, "52428800");
+    assert.equal(parameters.compatibility_level, "3.6", "kept from the host");
+});
+
+test("secrets: the TLS key and the SSH key are secret, and never in a command line", async () => {
+    const commands = registered.filter((r) => r.type === "command:remote:Command");
+    assert.equal(commands.length, 8);
+    for (const c of commands) {
+        assert.ok(isSecret(c.inputs.connection), `${c.name}: connection is secret`);
+        const lines = [plain(c.inputs.create), plain(c.inputs.delete) ?? ""].join("\n");
+        assert.ok(!lines.includes("SSH-KEY-MATERIAL") && !lines.includes(TLS_KEY.split("\n")[1]), `${c.name}: no key in its command line`);
+        assert.match(plain(c.inputs.create), /^sudo -n sh -c /, `${c.name}: a non-root user goes through sudo`);
+        assert.equal(c.inputs.addPreviousOutputInEnv, false);
+    }
+    const keyStep = commands.find((c) => c.name === "server-tls-key")!;
+    assert.ok(isSecret(keyStep.inputs.stdin), "the TLS key travels as a secret on stdin");
+    assert.equal(plain(keyStep.inputs.stdin), TLS_KEY);
+    assert.ok(plain(commands.find((c) => c.name === "server-tls-key")!.inputs.connection).privateKey.includes("SSH-KEY-MATERIAL"));
+    const mainCf = commands.find((c) => c.name === "server-main-cf")!;
+    assert.ok(!isSecret(mainCf.inputs.stdin), "main.cf stays readable in preview --diff");
+    assert.match(mainCf.inputs.stdin, /^inet_interfaces = 127\.0\.0\.1, 192\.168\.1\.100$/m);
+});
+
+test("a file step and the service step re-run exactly when content changes", async () => {
+    const service = () => plain(registered.filter((r) => r.name === "server-service").at(-1)!.inputs.create) as string;
+    const mainCf = () => plain(registered.filter((r) => r.name === "server-main-cf").at(-1)!.inputs.create) as string;
+    const before = { service: service(), mainCf: mainCf() };
+    registered.length = 0;
+    await deploy({ messageSizeLimit: 10485760 });
+    assert.notEqual(service(), before.service, "service step input changes with main.cf");
+    assert.equal(mainCf(), before.mainCf, "the write script itself is the same; only stdin changed");
+    assert.equal(registered.filter((r) => r.name === "server-install")[0].inputs.stdin.includes("10485760"), false, "install answers do not depend on the size");
+});
+
+test("invalid options throw before anything is registered", async () => {
+    registered.length = 0;
+    await assert.rejects(deploy({ trustedNetworks: ["0.0.0.0/0"], messageSizeLimit: 0 }), (error: Error) => {
+        assert.match(error.message, /args\.trustedNetworks\[0\] .*open relay/);
+        assert.match(error.message, /args\.messageSizeLimit /);
+        return true;
+    });
+    assert.deepEqual(registered, []);
+});

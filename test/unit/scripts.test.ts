@@ -1,0 +1,91 @@
+// The host scripts: shellcheck-clean, and the one write-if-differs mechanism run for real with sh.
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import {
+    installScript, MANAGED_FILES, mailUsersScript, parseHostFacts, removeFileScript, serviceScript,
+    stopServiceScript, uninstallScript, writeFileScript,
+} from "../../components/core/scripts";
+import { remoteCommand, shq } from "../../components/core/shell";
+
+const SCRIPTS: Record<string, string> = {
+    install: installScript(120),
+    uninstall: uninstallScript(),
+    mailUsers: mailUsersScript(["fribeiro", "ops"]),
+    service: serviceScript("0123abcd"),
+    stopService: stopServiceScript(),
+    ...Object.fromEntries(Object.entries(MANAGED_FILES).flatMap(([name, file]) => [
+        [`write ${name}`, writeFileScript(file)],
+        [`remove ${name}`, removeFileScript(file)],
+    ])),
+};
+
+const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
+
+test("every host script passes shellcheck, alone and as the command line sent", { skip: !shellcheck && !process.env.CI && "shellcheck is not installed (apt-get install shellcheck); CI installs it" }, () => {
+    assert.ok(shellcheck, "CI must have shellcheck");
+    const dir = mkdtempSync(join(tmpdir(), "shellcheck-"));
+    for (const [name, body] of Object.entries(SCRIPTS)) {
+        // The outer line nests quotes on purpose: there only warnings and errors count.
+        for (const [kind, text, args] of [["script", body, ["-s", "sh"]], ["sudo command line", remoteCommand(body, "deploy"), ["-s", "bash", "-S", "warning"]]] as const) {
+            const file = join(dir, "script.sh");
+            writeFileSync(file, text);
+            const result = spawnSync("shellcheck", [...args, file], { encoding: "utf8" });
+            assert.equal(result.status, 0, `${name} (${kind}):\n${result.stdout}`);
+        }
+        assert.match(body, /^set -eu\n/, `${name} starts with set -eu`);
+    }
+});
+
+test("shq quotes anything as one word", () => {
+    for (const value of ["plain", "it's", "$(touch /tmp/pwned)", "`id`", "a b\tc", "'; rm -rf / #", "\\\"", ""]) {
+        assert.equal(execFileSync("sh", ["-c", `printf %s ${shq(value)}`], { encoding: "utf8" }), value);
+    }
+});
+
+test("remote commands run as root directly, others through sudo -n", () => {
+    assert.equal(remoteCommand("set -eu\necho hi\n", "root"), `sh -c 'set -eu\necho hi\n'`);
+    assert.match(remoteCommand("true", "deploy"), /^sudo -n sh -c /);
+});
+
+test("write-if-differs: writes, keeps the previous file, requests a reload, and is idempotent", () => {
+    const dir = mkdtempSync(join(tmpdir(), "write-file-"));
+    const state = join(dir, "state");
+    const file = { path: join(dir, "etc", "secret.key"), mode: "0600" as const };
+    const run = (content: string) => spawnSync("sh", ["-c", writeFileScript(file, state)], { input: content, encoding: "utf8" });
+
+    const first = run("one\n");
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /^changed: .*secret\.key \(reload requested\)$/m);
+    assert.equal(readFileSync(file.path, "utf8"), "one\n");
+    assert.equal(statSync(file.path).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, "etc")).mode & 0o777, 0o700, "a new key directory is private");
+    assert.ok(existsSync(join(state, "reload")));
+
+    const again = run("one\n");
+    assert.match(again.stdout, /^unchanged: /m);
+
+    const second = run("two\n");
+    assert.match(second.stdout, /^changed: /m);
+    assert.equal(readFileSync(`${file.path}.previous`, "utf8"), "one\n");
+    assert.equal(readFileSync(file.path, "utf8"), "two\n");
+});
+
+test("write-if-differs: a failing check leaves the live file untouched", () => {
+    const dir = mkdtempSync(join(tmpdir(), "write-file-"));
+    const file = { path: join(dir, "main.cf"), mode: "0644" as const, check: ["echo 'refused by check' >&2", "exit 1"] };
+    writeFileSync(file.path, "live\n");
+    const result = spawnSync("sh", ["-c", writeFileScript(file, join(dir, "state"))], { input: "bad\n", encoding: "utf8" });
+    assert.notEqual(result.status, 0);
+    assert.match(result.stderr, /refused by check/);
+    assert.equal(readFileSync(file.path, "utf8"), "live\n");
+    assert.ok(!existsSync(join(dir, "state")), "no reload requested");
+});
+
+test("install facts are parsed, and garbage is refused", () => {
+    assert.deepEqual(parseHostFacts("compatibility_level=3.6\nmail_version=3.7.11"), { compatibilityLevel: "3.6", mailVersion: "3.7.11" });
+    assert.throws(() => parseHostFacts("E: dpkg was interrupted"), /unexpected output/);
+});

@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { validateSsh } from "../../components/core/ssh";
+import { validateMailOptions } from "../../components/core/validate";
+import { readStackConfig } from "../../components/stack-config";
+import { stackConfig, toConfigMap } from "../support/stack";
+
+const base = () => ({
+    domain: "home.lan",
+    hostname: "server.home.lan",
+    listenAddresses: ["127.0.0.1", "192.168.1.100"],
+    trustedNetworks: ["127.0.0.0/8", "192.168.1.0/24"],
+    mailUsers: ["fribeiro"],
+    aliases: { root: "fribeiro" } as Record<string, unknown>,
+});
+
+function problems(change: (o: Record<string, any>) => void): string[] {
+    const options: Record<string, any> = base();
+    change(options);
+    return validateMailOptions(options, (path) => `postfix:${path}`).problems;
+}
+
+test("the guide's options are valid, with the corrected defaults", () => {
+    const { settings, problems: found } = validateMailOptions(base(), (p) => p);
+    assert.deepEqual(found, []);
+    assert.deepEqual(settings!.destinations, ["home.lan", "server.home.lan", "localhost.home.lan", "localhost"]);
+    assert.equal(settings!.messageSizeLimit, 52428800);
+    assert.equal(settings!.inetProtocols, "ipv4");
+    assert.deepEqual(settings!.aliases.map((a) => a.name), ["postmaster", "root"]);
+    assert.deepEqual(settings!.certificate.ipAddresses, ["192.168.1.100"], "loopback stays out of the certificate");
+});
+
+// Each case: how the options are broken, and what the one message must say (key first).
+const CASES: Array<[string, (o: Record<string, any>) => void, RegExp]> = [
+    ["malformed CIDR", (o) => (o.trustedNetworks[1] = "192.168.1.0/24x"), /^postfix:trustedNetworks\[1\] .*prefix/],
+    ["CIDR with host bits", (o) => (o.trustedNetworks[1] = "192.168.1.7/24"), /^postfix:trustedNetworks\[1\] .*did you mean 192\.168\.1\.0\/24/],
+    ["not a network", (o) => (o.trustedNetworks[1] = "lan"), /^postfix:trustedNetworks\[1\] .*CIDR/],
+    ["overlapping networks", (o) => o.trustedNetworks.push("192.168.0.0/16"), /^postfix:trustedNetworks\[2\] .*overlaps trustedNetworks\[1\]/],
+    ["every IPv4 address", (o) => o.trustedNetworks.push("0.0.0.0/0"), /^postfix:trustedNetworks\[2\] .*open relay/],
+    ["every IPv6 address", (o) => o.trustedNetworks.push("::/0"), /^postfix:trustedNetworks\[2\] .*open relay/],
+    ["the guide's typo, a public range", (o) => (o.trustedNetworks[1] = "192.169.1.0/24"), /^postfix:trustedNetworks\[1\] .*public addresses.*allowPublicNetworks/],
+    ["listen address outside trusted networks", (o) => o.listenAddresses.push("10.0.0.1"), /^postfix:listenAddresses\[2\] .*outside every trusted network/],
+    ["listen on all", (o) => (o.listenAddresses = ["all"]), /^postfix:listenAddresses\[0\] .*not an IPv4 or IPv6 address/],
+    ["bad domain", (o) => (o.domain = "home..lan"), /^postfix:domain .*not a valid domain/],
+    ["upper-case domain", (o) => (o.domain = "Home.lan"), /^postfix:domain .*lower case/],
+    ["unicode look-alike domain", (o) => (o.domain = "hоme.lan"), /^postfix:domain .*ASCII/],
+    ["host name without a dot", (o) => (o.hostname = "server"), /^postfix:hostname .*fully qualified/],
+    ["zero size", (o) => (o.messageSizeLimit = 0), /^postfix:messageSizeLimit .*whole number/],
+    ["negative size", (o) => (o.messageSizeLimit = -5), /^postfix:messageSizeLimit .*whole number/],
+    ["size as text", (o) => (o.messageSizeLimit = "50M"), /^postfix:messageSizeLimit .*whole number/],
+    ["bad alias name", (o) => (o.aliases["Root Admin"] = "fribeiro"), /^postfix:aliases\.Root Admin .*not a valid alias name/],
+    ["pipe alias target", (o) => (o.aliases.root = "|/bin/sh -c x"), /^postfix:aliases\.root .*command, file or include/],
+    ["file alias target", (o) => (o.aliases.root = "/tmp/mail"), /^postfix:aliases\.root .*command, file or include/],
+    ["bad alias address", (o) => (o.aliases.root = ["fribeiro", "a@b"]), /^postfix:aliases\.root\[1\] .*domain/],
+    ["bad mail user", (o) => (o.mailUsers = ["Fribeiro"]), /^postfix:mailUsers\[0\] .*not a valid new user name/],
+    ["newline in a value", (o) => (o.hostname = "server.home.lan\nrelayhost = evil.test"), /^postfix:hostname .*control character/],
+    ["NUL in a list", (o) => (o.trustedNetworks[0] = "127.0.0.0/8\u0000"), /^postfix:trustedNetworks\[0\] .*control character/],
+    ["newline in an extra value", (o) => (o.extraParameters = { smtpd_banner: "x\ny" }), /^postfix:extraParameters\.smtpd_banner .*control character/],
+    ["extra overriding relay restrictions", (o) => (o.extraParameters = { smtpd_relay_restrictions: "permit" }), /^postfix:extraParameters\.smtpd_relay_restrictions .*safety.*allowUnsafeOverrides/],
+    ["extra overriding client restrictions", (o) => (o.extraParameters = { smtpd_client_restrictions: "permit" }), /^postfix:extraParameters\.smtpd_client_restrictions .*safety/],
+    ["extra overriding mynetworks", (o) => (o.extraParameters = { mynetworks: "0.0.0.0/0" }), /^postfix:extraParameters\.mynetworks .*safety/],
+    ["extra shadowing a typed option", (o) => (o.extraParameters = { message_size_limit: 1 }), /^postfix:extraParameters\.message_size_limit .*option "messageSizeLimit"/],
+    ["extra with a bad name", (o) => (o.extraParameters = { "smtpd banner": "x" }), /^postfix:extraParameters\.smtpd banner .*parameter name/],
+    ["mailbox limit below message limit", (o) => (o.extraParameters = { mailbox_size_limit: 1000 }), /^postfix:extraParameters\.mailbox_size_limit .*local delivery/],
+    ["unknown option", (o) => (o.listenAdresses = ["127.0.0.1"]), /^postfix:listenAdresses is not a known option/],
+    ["renewal window as long as validity", (o) => (o.certificate = { validityDays: 30, earlyRenewalDays: 30 }), /^postfix:certificate\.earlyRenewalDays /],
+    ["bad certificate algorithm", (o) => (o.certificate = { algorithm: "DSA" }), /^postfix:certificate\.algorithm /],
+];
+
+for (const [name, change, expected] of CASES) {
+    test(`refused: ${name}`, () => {
+        const found = problems(change);
+        assert.ok(found.some((p) => expected.test(p)), `expected ${expected} in:\n${found.join("\n")}`);
+    });
+}
+
+test("public networks and safety overrides are possible when the user says so", () => {
+    assert.deepEqual(problems((o) => {
+        o.trustedNetworks.push("198.51.100.0/24");
+        o.allowPublicNetworks = true;
+    }), []);
+    const { settings } = validateMailOptions({ ...base(), allowUnsafeOverrides: true, extraParameters: { smtpd_client_restrictions: "permit_mynetworks, permit_sasl_authenticated, reject" } }, (p) => p);
+    assert.ok(settings);
+});
+
+test("all problems are reported together", () => {
+    const found = problems((o) => {
+        o.domain = "bad_domain";
+        o.messageSizeLimit = 0;
+        o.trustedNetworks = ["0.0.0.0/0"];
+    });
+    assert.ok(found.length >= 3, found.join("\n"));
+});
+
+test("ssh options", () => {
+    const keyOf = (p: string) => `ssh.${p}`;
+    assert.deepEqual(validateSsh({ host: "192.168.1.100" }, keyOf).ssh, { host: "192.168.1.100", port: 22, user: "root", dialErrorLimit: 10, perDialTimeout: 15, privateKeyPath: undefined, hostKey: undefined });
+    assert.match(validateSsh({ host: "a b" }, keyOf).problems[0], /^ssh\.host /);
+    assert.match(validateSsh({ host: "h.lan", port: 0 }, keyOf).problems[0], /^ssh\.port /);
+    assert.match(validateSsh({ host: "h.lan", user: "root; rm -rf /" }, keyOf).problems[0], /^ssh\.user /);
+    assert.match(validateSsh({ host: "h.lan", hostKey: "not a key" }, keyOf).problems[0], /^ssh\.hostKey /);
+});
+
+test("stack config: problems name the key where the value was written", () => {
+    const config = stackConfig("home");
+    assert.deepEqual(readStackConfig(config).problems, []);
+    const broken = toConfigMap({
+        ...JSON.parse(JSON.stringify({ "postfix:domain": "home.lan" })),
+        "postfix:trustedNetworks": ["0.0.0.0/0"],
+        "postfix:typo": 1,
+        "postfix:servers": [{ name: "server", hostname: "server.home.lan", listenAddresses: ["10.9.9.9"], ssh: { host: "10.9.9.9", port: "22" } }],
+    });
+    const found = readStackConfig(broken).problems;
+    assert.ok(found.some((p) => p.startsWith("postfix:trustedNetworks[0] ")), found.join("\n"));
+    assert.ok(found.some((p) => p.startsWith("postfix:typo is not a known option")), found.join("\n"));
+    assert.ok(found.some((p) => p.startsWith("postfix:servers[0].ssh.port ")), found.join("\n"));
+    assert.deepEqual(readStackConfig(toConfigMap({ "postfix:domain": "home.lan" })).problems, ["postfix:servers must be a non-empty list of servers, each with a name and ssh.host"]);
+});
+
+test("stack config: a server entry overrides a shared option", () => {
+    const config = stackConfig("home");
+    const servers = JSON.parse(config["postfix:servers"]);
+    servers[0].messageSizeLimit = 10485760;
+    const { servers: plans } = readStackConfig({ ...config, "postfix:servers": JSON.stringify(servers) });
+    assert.equal(plans[0].settings.messageSizeLimit, 10485760);
+});
