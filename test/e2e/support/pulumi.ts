@@ -1,0 +1,78 @@
+// Runs the real Pulumi CLI (scripts/pulumi.sh: the offline engine) on this project, one stack per
+// test suite, with its own file backend and passphrase.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { dump, load } from "js-yaml";
+import { REPO } from "../../support/stack";
+
+export interface Run {
+    status: number;
+    stdout: string;
+    stderr: string;
+    seconds: number;
+}
+
+export class Stack {
+    readonly backend = mkdtempSync(join(tmpdir(), "pulumi-postfix-state-"));
+    readonly file: string;
+
+    constructor(readonly name: string) {
+        this.file = join(REPO, "stacks", `Pulumi.${name}.yaml`);
+    }
+
+    get env(): NodeJS.ProcessEnv {
+        const env: NodeJS.ProcessEnv = { ...process.env, PULUMI_BACKEND_URL: `file://${this.backend}`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" };
+        // The command provider would otherwise try the workstation's SSH agent.
+        delete env.SSH_AUTH_SOCK;
+        return env;
+    }
+
+    run(args: string[], options: { stdin?: string } = {}): Run {
+        const started = Date.now();
+        const r = spawnSync("bash", [join(REPO, "scripts", "pulumi.sh"), ...args, "--stack", this.name, "--non-interactive"], {
+            cwd: REPO, env: this.env, encoding: "utf8", input: options.stdin, maxBuffer: 64 << 20,
+        });
+        return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
+    }
+
+    /** Runs and requires success. */
+    ok(args: string[]): Run {
+        const r = this.run(args);
+        if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+        return r;
+    }
+
+    init(config: Record<string, unknown>): void {
+        this.configure(config);
+        this.ok(["stack", "init", "--secrets-provider", "passphrase"].filter(Boolean));
+    }
+
+    /** Writes the stack's config file, keeping the passphrase salt that `stack init` added. */
+    configure(config: Record<string, unknown>): void {
+        const previous = existsSync(this.file) ? (load(readFileSync(this.file, "utf8")) as Record<string, unknown>) : {};
+        writeFileSync(this.file, dump({ ...(previous.encryptionsalt ? { encryptionsalt: previous.encryptionsalt } : {}), config }));
+    }
+
+    up(): Run {
+        return this.ok(["up", "--yes", "--skip-preview"]);
+    }
+
+    /** Resource operations the engine plans: `name -> op` (only those that are not "same"). */
+    plannedChanges(): Record<string, string> {
+        const r = this.ok(["preview", "--json"]);
+        const steps = (JSON.parse(r.stdout).steps ?? []) as Array<{ op: string; urn: string }>;
+        return Object.fromEntries(steps.filter((s) => s.op !== "same").map((s) => [s.urn.split("::").pop()!, s.op]));
+    }
+
+    outputs(): Record<string, any> {
+        return JSON.parse(this.ok(["stack", "output", "--json"]).stdout);
+    }
+
+    remove(): void {
+        this.run(["stack", "rm", "--yes", "--force"]);
+        rmSync(this.file, { force: true });
+        rmSync(this.backend, { recursive: true, force: true });
+    }
+}
