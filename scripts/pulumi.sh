@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the locally built Pulumi CLI (see tools/pulumi-engine/) fully offline:
+#   npm run pulumi -- <args>      or      bash scripts/pulumi.sh <args>
+# Builds the engine first if needed (a cached build takes about a second).
+# The stack passphrase is the caller's business: set PULUMI_CONFIG_PASSPHRASE
+# or PULUMI_CONFIG_PASSPHRASE_FILE.
+set -eu
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache_root=${PULUMI_POSTFIX_CACHE:-$HOME/.cache/pulumi-postfix}
+
+bin_dir=$(bash "$repo_root/tools/pulumi-engine/build.sh" --quiet --print-bin-dir)
+
+# Engine binaries first (the language host and providers are then found as
+# "ambient" plugins), then the project's Node 24 from node_modules/.bin.
+export PATH="$bin_dir:$repo_root/node_modules/.bin:$PATH"
+
+# Never reach for pulumi.com / get.pulumi.com / the registry.
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_DISABLE_REGISTRY_RESOLVE=true
+
+export PULUMI_HOME="${PULUMI_HOME:-$cache_root/pulumi-home}"
+if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
+	mkdir -p "$repo_root/.pulumi" # gitignored
+	export PULUMI_BACKEND_URL="file://$repo_root/.pulumi"
+fi
+
+exec "$bin_dir/pulumi" "$@"
