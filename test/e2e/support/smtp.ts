@@ -13,9 +13,12 @@ export function swaks(server: string, from: string, args: string[]): Dialogue {
     return { status: r.status ?? -1, transcript: `${r.stdout}${r.stderr}` };
 }
 
-/** The server's replies only, without the `<-` / `<~` markers. */
+// swaks marks server lines `<-`, after STARTTLS `<~`, and error replies `<**` / `<~*`.
+const SERVER_LINE = /^\s*<(?:-|~|\*\*|~\*)\s+/;
+
+/** The server's replies only, without swaks' markers. */
 export function replies(d: Dialogue): string[] {
-    return d.transcript.split("\n").filter((l) => /^\s*<[-~]\*?\s/.test(l)).map((l) => l.replace(/^\s*<[-~]\*?\s+/, ""));
+    return d.transcript.split("\n").filter((l) => SERVER_LINE.test(l)).map((l) => l.replace(SERVER_LINE, ""));
 }
 
 /** SHA-256 fingerprint of the certificate the server presents after STARTTLS (openssl's format). */
