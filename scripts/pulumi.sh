@@ -26,4 +26,19 @@ if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
 	export PULUMI_BACKEND_URL="file://$repo_root/.pulumi"
 fi
 
+# The providers go into PULUMI_HOME's plugin cache, at the versions the npm SDKs ask for, as
+# `pulumi plugin install` would put them: the engine then uses them as installed plugins
+# instead of warning about each one it finds on PATH.
+sdk_version() { # npm package -> its version in node_modules
+	sed -n 's/^ *"version": "\([^"]*\)",*$/\1/p' "$repo_root/node_modules/$1/package.json" | head -n 1
+}
+for provider in command tls; do
+	version=$(sdk_version "@pulumi/$provider")
+	installed="$PULUMI_HOME/plugins/resource-$provider-v$version/pulumi-resource-$provider"
+	if ! cmp -s "$bin_dir/pulumi-resource-$provider" "$installed"; then
+		"$bin_dir/pulumi" plugin install resource "$provider" "$version" --file "$bin_dir/pulumi-resource-$provider" --reinstall >/dev/null
+	fi
+done
+export PULUMI_IGNORE_AMBIENT_PLUGINS=true
+
 exec "$bin_dir/pulumi" "$@"

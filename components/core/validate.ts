@@ -46,9 +46,12 @@ export function domainProblem(name: string, requireDot: boolean): string | undef
 
 class Checker {
     readonly problems: string[] = [];
+    /** Paths holding a control character: reported once, not again by the checks that follow. */
+    private readonly tainted: string[] = [];
     constructor(private readonly keyOf: KeyOf) {}
 
     add(path: string, message: string): void {
+        if (this.tainted.some((t) => t === path || t.startsWith(`${path}.`) || t.startsWith(`${path}[`) || path.startsWith(t))) return;
         this.problems.push(`${this.keyOf(path)} ${message}`);
     }
 
@@ -113,7 +116,10 @@ class Checker {
     /** Reports every string holding a control character (newline, NUL, ...), wherever it is. */
     controlCharacters(path: string, value: unknown): void {
         if (typeof value === "string") {
-            if (CONTROL.test(value)) this.add(path, "contains a control character (newline, tab, NUL...), which is never allowed");
+            if (CONTROL.test(value)) {
+                this.add(path, "contains a control character (newline, tab, NUL...), which is never allowed");
+                this.tainted.push(path);
+            }
         } else if (Array.isArray(value)) {
             value.forEach((item, i) => this.controlCharacters(`${path}[${i}]`, item));
         } else if (this.isObject(value)) {
@@ -137,7 +143,6 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf): { settings?: Se
         return { problems: c.problems };
     }
     c.controlCharacters("", raw);
-    if (c.problems.length > 0) return { problems: c.problems };
     c.unknownKeys("", raw, MAIL_OPTIONS);
 
     const domain = c.domain("domain", raw.domain, true);

@@ -17,9 +17,12 @@ export interface Run {
 export class Stack {
     readonly backend = mkdtempSync(join(tmpdir(), "pulumi-postfix-state-"));
     readonly file: string;
+    /** A committed stack file (home, lab) is put back as it was when the stack is removed. */
+    private readonly committed?: string;
 
     constructor(readonly name: string) {
         this.file = join(REPO, "stacks", `Pulumi.${name}.yaml`);
+        if (existsSync(this.file)) this.committed = readFileSync(this.file, "utf8");
     }
 
     get env(): NodeJS.ProcessEnv {
@@ -29,24 +32,26 @@ export class Stack {
         return env;
     }
 
-    run(args: string[], options: { stdin?: string } = {}): Run {
+    run(args: string[], options: { stdin?: string; global?: boolean } = {}): Run {
         const started = Date.now();
-        const r = spawnSync("bash", [join(REPO, "scripts", "pulumi.sh"), ...args, "--stack", this.name, "--non-interactive"], {
+        const stackArgs = options.global ? [] : ["--stack", this.name, "--non-interactive"];
+        const r = spawnSync("bash", [join(REPO, "scripts", "pulumi.sh"), ...args, ...stackArgs], {
             cwd: REPO, env: this.env, encoding: "utf8", input: options.stdin, maxBuffer: 64 << 20,
         });
         return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
     }
 
     /** Runs and requires success. */
-    ok(args: string[]): Run {
-        const r = this.run(args);
+    ok(args: string[], options: { global?: boolean } = {}): Run {
+        const r = this.run(args, options);
         if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
         return r;
     }
 
-    init(config: Record<string, unknown>): void {
-        this.configure(config);
-        this.ok(["stack", "init", "--secrets-provider", "passphrase"].filter(Boolean));
+    /** Creates the stack; with a config, writes it first (else the committed file is used). */
+    init(config?: Record<string, unknown>): void {
+        if (config) this.configure(config);
+        this.ok(["stack", "init", "--secrets-provider", "passphrase"]);
     }
 
     /** Writes the stack's config file, keeping the passphrase salt that `stack init` added. */
@@ -72,7 +77,8 @@ export class Stack {
 
     remove(): void {
         this.run(["stack", "rm", "--yes", "--force"]);
-        rmSync(this.file, { force: true });
+        if (this.committed === undefined) rmSync(this.file, { force: true });
+        else writeFileSync(this.file, this.committed);
         rmSync(this.backend, { recursive: true, force: true });
     }
 }

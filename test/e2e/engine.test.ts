@@ -1,0 +1,52 @@
+// The offline engine runs this program: version, plugins, the example stacks' plans, and a wrong
+// config stopping everything before any resource (so before any remote command) exists.
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import { Stack } from "./support/pulumi";
+
+const STEPS = ["install", "mail-users", "tls-key", "tls-cert", "mailname", "aliases", "main-cf", "service"];
+
+describe("the offline Pulumi engine on this project", { timeout: 5 * 60_000 }, () => {
+    const home = new Stack("home");
+    const lab = new Stack("lab");
+    const broken = new Stack("e2e-broken");
+    after(() => [home, lab, broken].forEach((s) => s.remove()));
+
+    test("pulumi version is the stamped v3.274.1, and the providers are installed plugins", () => {
+        assert.equal(home.ok(["version"], { global: true }).stdout.trim(), "v3.274.1");
+        const plugins = home.ok(["plugin", "ls"], { global: true }).stdout;
+        assert.match(plugins, /^command\s+resource\s+1\.2\.1\s/m);
+        assert.match(plugins, /^tls\s+resource\s+5\.6\.1\s/m);
+    });
+
+    for (const [stack, server] of [[home, "server"], [lab, "mail"]] as const) {
+        test(`pulumi preview --stack ${stack.name} plans every step, without any secret set`, () => {
+            stack.init();
+            const preview = stack.ok(["preview", "--diff"]);
+            assert.match(preview.stdout, /\+ 12 to create/);
+            for (const step of STEPS) assert.match(preview.stdout, new RegExp(`command:remote:Command: \\(create\\)[^]*${server}-${step}|${server}-${step}`));
+            assert.doesNotMatch(preview.stdout + preview.stderr, /warning:/);
+        });
+    }
+
+    test("a wrong config fails with every problem named by its key, and nothing is created", () => {
+        broken.init({
+            "postfix:domain": "home.lan",
+            "postfix:trustedNetworks": ["0.0.0.0/0", "192.168.1.7/24"],
+            "postfix:messageSizeLimit": 0,
+            "postfix:servers": [{ name: "server", hostname: "server.home.lan\nrelayhost = evil.test", listenAddresses: ["10.9.9.9"], ssh: { host: "127.0.0.1", port: 2 } }],
+        });
+        const up = broken.run(["up", "--yes", "--skip-preview"]);
+        assert.notEqual(up.status, 0);
+        const output = up.stdout + up.stderr;
+        for (const line of [
+            /postfix:trustedNetworks\[0\] "0\.0\.0\.0\/0" trusts every address: that is an open relay/,
+            /postfix:trustedNetworks\[1\] "192\.168\.1\.7\/24" has host bits set; did you mean 192\.168\.1\.0\/24\?/,
+            /postfix:messageSizeLimit must be a whole number/,
+            /postfix:servers\[0\]\.hostname contains a control character/,
+        ]) assert.match(output, line);
+        assert.doesNotMatch(output, /at Object\.|\.ts:\d+:\d+/, "a config error, not a stack trace");
+        const resources = JSON.parse(broken.ok(["stack", "export"]).stdout).deployment.resources ?? [];
+        assert.deepEqual(resources.filter((r: { type: string }) => r.type !== "pulumi:pulumi:Stack"), []);
+    });
+});
