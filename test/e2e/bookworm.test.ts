@@ -1,3 +1,3 @@
 import { deploySuite } from "./deploy-suite";
 
-deploySuite("bookworm", "127.0.10");
+deploySuite("bookworm", "127.0.10", "root");

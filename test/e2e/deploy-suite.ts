@@ -8,7 +8,8 @@ import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } fro
 import { Stack } from "./support/pulumi";
 import { replies, starttlsFingerprint, swaks } from "./support/smtp";
 
-export function deploySuite(suite: "bookworm" | "trixie", subnet: string): void {
+/** `user`: root, or the test host's `deploy` user, who has passwordless sudo. */
+export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: "root" | "deploy"): void {
     const name = `e2e-${suite}`;
     const address = `${subnet}.2`;
     const secondAddress = `${subnet}.3`;
@@ -30,7 +31,7 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string): void 
             name: "mx",
             hostname: "mx.e2e.test",
             listenAddresses: changes.listenAddresses ?? [address],
-            ssh: { host: address, user: "root", privateKeyPath: host.privateKeyPath, hostKey: host.hostPublicKey, dialErrorLimit: 3, perDialTimeout: 10 },
+            ssh: { host: address, user, privateKeyPath: host.privateKeyPath, hostKey: host.hostPublicKey, dialErrorLimit: 3, perDialTimeout: 10 },
         }],
     });
     const ehlo = () => replies(swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--quit-after", "EHLO"]));
@@ -38,7 +39,7 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string): void 
         "--ehlo", "pc.e2e.test", "--from", "tester@e2e.test", "--to", to, "--header", `Subject: ${subject}`, "--body", "sent by the e2e suite",
     ]);
 
-    describe(`pulumi up onto a fresh Debian ${suite} host`, { timeout: 15 * 60_000 }, () => {
+    describe(`pulumi up onto a fresh Debian ${suite} host, as ${user}`, { timeout: 15 * 60_000 }, () => {
         before(() => {
             host = hostUp(name, suite, address);
             stack.init(config());

@@ -1,3 +1,3 @@
 import { deploySuite } from "./deploy-suite";
 
-deploySuite("trixie", "127.0.11");
+deploySuite("trixie", "127.0.11", "deploy");

@@ -44,9 +44,10 @@ command -v go >/dev/null 2>&1 || {
 	exit 1
 }
 
-# Only the Go module proxy; never fall back to fetching from VCS hosts.
+# Only the Go module proxy; never fall back to fetching from VCS hosts (drop "direct").
 # go.sum files are committed, so -mod=readonly makes drift an error.
-export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
+GOPROXY=$(go env GOPROXY | sed 's/[,|]direct$//')
+export GOPROXY
 export GOFLAGS="-mod=readonly -buildvcs=false"
 export CGO_ENABLED=0
 
