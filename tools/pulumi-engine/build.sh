@@ -4,6 +4,7 @@
 #   pulumi-language-nodejs   our own language host (language-nodejs/)
 #   pulumi-resource-command  provider-command/ (if present)
 #   pulumi-resource-tls      provider-tls/     (if present)
+# (the providers share the local module providerkit/, via a go.mod replace)
 # into ${PULUMI_POSTFIX_CACHE:-$HOME/.cache/pulumi-postfix}/engine/<key>/bin/.
 # <key> = pinned versions + Go version + a hash of our wrapper sources, so an
 # unchanged tree is a cache hit and any source change gives a fresh build.
@@ -65,12 +66,21 @@ provider-$p pulumi-resource-$p"
 	fi
 done
 
+# The module dirs to hash: each module to build plus the local modules it uses
+# through a "replace ... => ../<dir>" directive (the providers' providerkit/).
+source_dirs() {
+	echo "$modules" | while read -r dir _; do
+		echo "$dir"
+		sed -n 's|.*=>[[:space:]]*\.\./\([A-Za-z0-9._-]*\)[[:space:]]*$|\1|p' "$engine_dir/$dir/go.mod"
+	done | LC_ALL=C sort -u
+}
+
 # Hash our own sources (paths relative to engine_dir, so the repo location
 # does not matter) plus this script, whose flags shape the output.
 source_hash() {
 	(
 		cd "$engine_dir"
-		echo "$modules" | while read -r dir _; do
+		source_dirs | while read -r dir; do
 			find "$dir" -type f \( -name go.mod -o -name go.sum -o -name '*.go' \
 				-o -name '*.json' -o -name '*.yaml' \) -not -name '*_test.go' -not -path '*/.*' -print
 		done | LC_ALL=C sort | while read -r f; do

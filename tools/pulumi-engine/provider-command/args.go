@@ -9,6 +9,8 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+
+	pk "pulumi-postfix.invalid/providerkit"
 )
 
 const (
@@ -52,43 +54,43 @@ func checkCommand(news resource.PropertyMap) (resource.PropertyMap, []*pulumirpc
 	out := news.Copy()
 	var failures []*pulumirpc.CheckFailure
 	fail := func(prop, format string, args ...any) {
-		failures = append(failures, checkFailure(prop, fmt.Sprintf(format, args...)))
+		failures = append(failures, pk.CheckFailure(prop, fmt.Sprintf(format, args...)))
 	}
 
-	setDefault(out, "addPreviousOutputInEnv", resource.NewBoolProperty(true))
+	pk.SetDefault(out, "addPreviousOutputInEnv", resource.NewBoolProperty(true))
 
 	conn, ok := out["connection"]
 	switch {
 	case !ok || conn.IsNull():
 		fail("connection", "missing required property 'connection'")
-	case isUnknown(conn):
+	case pk.IsUnknown(conn):
 	default:
-		inner, secret := unwrap(conn)
+		inner, secret := pk.Unwrap(conn)
 		if !inner.IsObject() {
 			fail("connection", "connection must be an object, got %s", inner.TypeString())
 			break
 		}
 		c := inner.ObjectValue().Copy()
-		setDefault(c, "port", resource.NewNumberProperty(defaultPort))
-		setDefault(c, "user", resource.NewStringProperty(defaultUser))
-		setDefault(c, "dialErrorLimit", resource.NewNumberProperty(defaultDialErrorLimit))
-		setDefault(c, "perDialTimeout", resource.NewNumberProperty(defaultPerDialTimeout))
-		if !present(c, "host") {
+		pk.SetDefault(c, "port", resource.NewNumberProperty(defaultPort))
+		pk.SetDefault(c, "user", resource.NewStringProperty(defaultUser))
+		pk.SetDefault(c, "dialErrorLimit", resource.NewNumberProperty(defaultDialErrorLimit))
+		pk.SetDefault(c, "perDialTimeout", resource.NewNumberProperty(defaultPerDialTimeout))
+		if !pk.Present(c, "host") {
 			fail("connection.host", "missing required property 'connection.host'")
 		}
-		if present(c, "proxy") {
+		if pk.Present(c, "proxy") {
 			fail("connection.proxy", "connection.proxy (bastion hosts) is not supported by this provider build")
 		}
 		for _, k := range []string{"host", "user", "password", "privateKey", "privateKeyPassword", "agentSocketPath", "hostKey"} {
-			if v, ok := c[resource.PropertyKey(k)]; ok && !isUnknown(v) {
-				if _, _, err := getString(c, k); err != nil {
+			if v, ok := c[resource.PropertyKey(k)]; ok && !pk.IsUnknown(v) {
+				if _, _, err := pk.GetString(c, k); err != nil {
 					fail("connection."+k, "%v", err)
 				}
 			}
 		}
 		for _, k := range []string{"port", "dialErrorLimit", "perDialTimeout"} {
-			if v, ok := c[resource.PropertyKey(k)]; ok && !isUnknown(v) {
-				n, _, err := getNumber(c, k)
+			if v, ok := c[resource.PropertyKey(k)]; ok && !pk.IsUnknown(v) {
+				n, _, err := pk.GetNumber(c, k)
 				if err == nil && n != math.Trunc(n) {
 					err = fmt.Errorf("property %q must be an integer", k)
 				}
@@ -97,25 +99,25 @@ func checkCommand(news resource.PropertyMap) (resource.PropertyMap, []*pulumirpc
 				}
 			}
 		}
-		out["connection"] = rewrap(resource.NewObjectProperty(c), secret)
+		out["connection"] = pk.Rewrap(resource.NewObjectProperty(c), secret)
 	}
 
-	if v, ok := out["logging"]; ok && !isUnknown(v) {
-		if s, set, err := getString(out, "logging"); err != nil {
+	if v, ok := out["logging"]; ok && !pk.IsUnknown(v) {
+		if s, set, err := pk.GetString(out, "logging"); err != nil {
 			fail("logging", "%v", err)
 		} else if set && !loggingModes[s] {
 			fail("logging", "logging must be one of stdout, stderr, stdoutAndStderr, none; got %q", s)
 		}
 	}
 	for _, k := range []string{"create", "update", "delete", "stdin"} {
-		if v, ok := out[resource.PropertyKey(k)]; ok && !isUnknown(v) {
-			if _, _, err := getString(out, k); err != nil {
+		if v, ok := out[resource.PropertyKey(k)]; ok && !pk.IsUnknown(v) {
+			if _, _, err := pk.GetString(out, k); err != nil {
 				fail(k, "%v", err)
 			}
 		}
 	}
 	if v, ok := out["environment"]; ok && !v.ContainsUnknowns() {
-		if _, _, err := getStringMap(out, "environment"); err != nil {
+		if _, _, err := pk.GetStringMap(out, "environment"); err != nil {
 			fail("environment", "%v", err)
 		}
 	}
@@ -123,7 +125,7 @@ func checkCommand(news resource.PropertyMap) (resource.PropertyMap, []*pulumirpc
 }
 
 func optString(m resource.PropertyMap, key string) (*string, error) {
-	s, ok, err := getString(m, key)
+	s, ok, err := pk.GetString(m, key)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -131,7 +133,7 @@ func optString(m resource.PropertyMap, key string) (*string, error) {
 }
 
 func intOr(m resource.PropertyMap, key string, def int) (int, error) {
-	n, ok, err := getNumber(m, key)
+	n, ok, err := pk.GetNumber(m, key)
 	if err != nil || !ok {
 		return def, err
 	}
@@ -144,27 +146,27 @@ func decodeCommand(props resource.PropertyMap) (*CommandArgs, error) {
 		return nil, fmt.Errorf("inputs contain unknown values")
 	}
 	a := &CommandArgs{Logging: defaultLogging, AddPreviousOutputInEnv: true}
-	conn, _ := unwrap(props["connection"])
+	conn, _ := pk.Unwrap(props["connection"])
 	if !conn.IsObject() {
 		return nil, fmt.Errorf("missing required property 'connection'")
 	}
 	c := conn.ObjectValue()
 	var err error
-	host, ok, err := getString(c, "host")
+	host, ok, err := pk.GetString(c, "host")
 	if err != nil {
 		return nil, err
 	}
 	if !ok || host == "" {
 		return nil, fmt.Errorf("missing required property 'connection.host'")
 	}
-	if present(c, "proxy") {
+	if pk.Present(c, "proxy") {
 		return nil, fmt.Errorf("connection.proxy (bastion hosts) is not supported by this provider build")
 	}
 	a.Connection.Host = host
 	if a.Connection.Port, err = intOr(c, "port", defaultPort); err != nil {
 		return nil, err
 	}
-	user, ok, err := getString(c, "user")
+	user, ok, err := pk.GetString(c, "user")
 	if err != nil {
 		return nil, err
 	}
@@ -200,13 +202,13 @@ func decodeCommand(props resource.PropertyMap) (*CommandArgs, error) {
 			return nil, err
 		}
 	}
-	if a.Stdin, _, err = getString(props, "stdin"); err != nil {
+	if a.Stdin, _, err = pk.GetString(props, "stdin"); err != nil {
 		return nil, err
 	}
-	if a.Environment, a.EnvironmentKeys, err = getStringMap(props, "environment"); err != nil {
+	if a.Environment, a.EnvironmentKeys, err = pk.GetStringMap(props, "environment"); err != nil {
 		return nil, err
 	}
-	if s, ok, err := getString(props, "logging"); err != nil {
+	if s, ok, err := pk.GetString(props, "logging"); err != nil {
 		return nil, err
 	} else if ok {
 		if !loggingModes[s] {
@@ -214,7 +216,7 @@ func decodeCommand(props resource.PropertyMap) (*CommandArgs, error) {
 		}
 		a.Logging = s
 	}
-	if b, ok, err := getBool(props, "addPreviousOutputInEnv"); err != nil {
+	if b, ok, err := pk.GetBool(props, "addPreviousOutputInEnv"); err != nil {
 		return nil, err
 	} else if ok {
 		a.AddPreviousOutputInEnv = b

@@ -10,6 +10,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"golang.org/x/crypto/ssh"
+
+	pk "pulumi-postfix.invalid/providerkit"
 )
 
 func init() {
@@ -318,14 +320,14 @@ func TestProviderLifecycle(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatal(failures)
 	}
-	wire, _ := marshal(checked)
+	wire, _ := pk.Marshal(checked)
 
 	// Preview runs nothing and returns unknown outputs.
 	pc, err := p.Create(ctx, &pulumirpc.CreateRequest{Urn: urn, Properties: wire, Preview: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pv, _ := unmarshal(pc.Properties)
+	pv, _ := pk.Unmarshal(pc.Properties)
 	if !pv["stdout"].IsComputed() || s.conns() != 0 {
 		t.Fatalf("preview: stdout=%v conns=%d", pv["stdout"], s.conns())
 	}
@@ -334,7 +336,7 @@ func TestProviderLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, _ := unmarshal(cr.Properties)
+	state, _ := pk.Unmarshal(cr.Properties)
 	if state["stdout"].StringValue() != "created" || !strings.HasPrefix(cr.Id, "cmd") {
 		t.Fatalf("create: id=%q state=%v", cr.Id, state)
 	}
@@ -345,12 +347,12 @@ func TestProviderLifecycle(t *testing.T) {
 	// Update without an update command re-runs create.
 	news := checked.Copy()
 	news["create"] = resource.NewStringProperty("echo again >> " + dir + "/log; echo again")
-	newWire, _ := marshal(news)
+	newWire, _ := pk.Marshal(news)
 	ur, err := p.Update(ctx, &pulumirpc.UpdateRequest{Urn: urn, Id: cr.Id, Olds: cr.Properties, News: newWire})
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, _ = unmarshal(ur.Properties)
+	state, _ = pk.Unmarshal(ur.Properties)
 	if state["stdout"].StringValue() != "again" {
 		t.Errorf("update stdout = %v", state["stdout"])
 	}
@@ -369,7 +371,7 @@ func TestProviderLifecycle(t *testing.T) {
 	// A failing create returns an error and no state.
 	bad := checked.Copy()
 	bad["create"] = resource.NewStringProperty("exit 7")
-	badWire, _ := marshal(bad)
+	badWire, _ := pk.Marshal(bad)
 	if resp, err := p.Create(ctx, &pulumirpc.CreateRequest{Urn: urn, Properties: badWire}); err == nil || resp != nil ||
 		!strings.Contains(err.Error(), "Process exited with status 7") {
 		t.Errorf("failing create: resp=%v err=%v", resp, err)

@@ -9,13 +9,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	pk "pulumi-postfix.invalid/providerkit"
 )
 
 const (
@@ -25,13 +26,9 @@ const (
 )
 
 func main() {
-	err := provider.Main(providerName, func(host *provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
-		return newServer(host), nil
+	pk.Main(providerName, func(host *provider.HostClient) pulumirpc.ResourceProviderServer {
+		return newServer(host)
 	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 }
 
 // logger is the part of the engine host client we use; nil-safe through server.log.
@@ -40,14 +37,14 @@ type logger interface {
 }
 
 type server struct {
-	pulumirpc.UnimplementedResourceProviderServer
+	pk.Base
 	host   logger
 	cancel context.CancelFunc
 	ctx    context.Context
 }
 
 func newServer(host *provider.HostClient) *server {
-	s := &server{}
+	s := &server{Base: pk.Base{Version: providerVersion, Schema: schemaJSON}}
 	if host != nil {
 		s.host = host
 	}
@@ -61,26 +58,7 @@ func (s *server) log(ctx context.Context, sev diag.Severity, urn string, msg str
 	}
 }
 
-func (s *server) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: providerVersion}, nil
-}
-
-func (s *server) GetSchema(context.Context, *pulumirpc.GetSchemaRequest) (*pulumirpc.GetSchemaResponse, error) {
-	return &pulumirpc.GetSchemaResponse{Schema: schemaJSON}, nil
-}
-
-func (s *server) CheckConfig(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
-}
-
-func (s *server) DiffConfig(context.Context, *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}, nil
-}
-
-func (s *server) Configure(context.Context, *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
-	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, SupportsPreview: true}, nil
-}
-
+// Cancel aborts the running commands (see opContext).
 func (s *server) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
 	s.cancel()
 	return &emptypb.Empty{}, nil
@@ -104,12 +82,12 @@ func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumir
 	if err := checkType(req.GetUrn()); err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.GetNews())
+	news, err := pk.Unmarshal(req.GetNews())
 	if err != nil {
 		return nil, err
 	}
 	checked, failures := checkCommand(news)
-	inputs, err := marshal(checked)
+	inputs, err := pk.Marshal(checked)
 	if err != nil {
 		return nil, err
 	}
@@ -121,27 +99,10 @@ var outputKeys = []string{"stdout", "stderr"}
 
 // diffCommand: a change to triggers replaces, any other input change updates.
 func diffCommand(oldInputs, news resource.PropertyMap, ignore []string) *pulumirpc.DiffResponse {
-	skip := map[string]bool{}
-	for _, k := range outputKeys {
-		skip[k] = true
-	}
-	for _, k := range ignore {
-		skip[k] = true
-	}
-	resp := &pulumirpc.DiffResponse{
-		Changes:         pulumirpc.DiffResponse_DIFF_NONE,
-		DetailedDiff:    map[string]*pulumirpc.PropertyDiff{},
-		HasDetailedDiff: true,
-	}
-	for _, k := range changedKeys(oldInputs, news, skip) {
+	resp := pk.NewDiff()
+	for _, k := range pk.ChangedKeys(oldInputs, news, pk.SkipKeys(outputKeys, ignore)) {
 		replace := k == "triggers"
-		kind := diffKind(present(oldInputs, k), present(news, k), replace)
-		resp.DetailedDiff[k] = &pulumirpc.PropertyDiff{Kind: kind, InputDiff: true}
-		resp.Diffs = append(resp.Diffs, k)
-		if replace {
-			resp.Replaces = append(resp.Replaces, k)
-		}
-		resp.Changes = pulumirpc.DiffResponse_DIFF_SOME
+		pk.AddDiff(resp, k, pk.DiffKind(pk.Present(oldInputs, k), pk.Present(news, k), replace), true, replace)
 	}
 	return resp
 }
@@ -151,22 +112,14 @@ func oldInputsOf(oldInputs, olds resource.PropertyMap) resource.PropertyMap {
 	if len(oldInputs) > 0 {
 		return oldInputs
 	}
-	return withoutKeys(olds, outputKeys...)
+	return pk.WithoutKeys(olds, outputKeys...)
 }
 
 func (s *server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
 	if err := checkType(req.GetUrn()); err != nil {
 		return nil, err
 	}
-	olds, err := unmarshal(req.GetOlds())
-	if err != nil {
-		return nil, err
-	}
-	oldInputs, err := unmarshal(req.GetOldInputs())
-	if err != nil {
-		return nil, err
-	}
-	news, err := unmarshal(req.GetNews())
+	olds, oldInputs, news, err := pk.UnmarshalDiff(req)
 	if err != nil {
 		return nil, err
 	}
@@ -201,12 +154,12 @@ func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 	if err := checkType(req.GetUrn()); err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.GetProperties())
+	news, err := pk.Unmarshal(req.GetProperties())
 	if err != nil {
 		return nil, err
 	}
 	if req.GetPreview() {
-		props, err := marshal(withOutputs(news, computedString(), computedString()))
+		props, err := pk.Marshal(withOutputs(news, pk.ComputedString(), pk.ComputedString()))
 		return &pulumirpc.CreateResponse{Properties: props}, err
 	}
 	args, err := decodeCommand(news)
@@ -220,7 +173,7 @@ func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 			return nil, err
 		}
 	}
-	props, err := marshal(withOutputs(news, resource.NewStringProperty(stdout), resource.NewStringProperty(stderr)))
+	props, err := pk.Marshal(withOutputs(news, resource.NewStringProperty(stdout), resource.NewStringProperty(stderr)))
 	if err != nil {
 		return nil, err
 	}
@@ -231,18 +184,18 @@ func (s *server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 	if err := checkType(req.GetUrn()); err != nil {
 		return nil, err
 	}
-	olds, err := unmarshal(req.GetOlds())
+	olds, err := pk.Unmarshal(req.GetOlds())
 	if err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.GetNews())
+	news, err := pk.Unmarshal(req.GetNews())
 	if err != nil {
 		return nil, err
 	}
-	prevOut, _, _ := getString(olds, "stdout")
-	prevErr, _, _ := getString(olds, "stderr")
+	prevOut, _, _ := pk.GetString(olds, "stdout")
+	prevErr, _, _ := pk.GetString(olds, "stderr")
 	if req.GetPreview() {
-		props, err := marshal(withOutputs(news, computedString(), computedString()))
+		props, err := pk.Marshal(withOutputs(news, pk.ComputedString(), pk.ComputedString()))
 		return &pulumirpc.UpdateResponse{Properties: props}, err
 	}
 	args, err := decodeCommand(news)
@@ -259,7 +212,7 @@ func (s *server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 			return nil, err
 		}
 	}
-	props, err := marshal(withOutputs(news, resource.NewStringProperty(stdout), resource.NewStringProperty(stderr)))
+	props, err := pk.Marshal(withOutputs(news, resource.NewStringProperty(stdout), resource.NewStringProperty(stderr)))
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +223,7 @@ func (s *server) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emp
 	if err := checkType(req.GetUrn()); err != nil {
 		return nil, err
 	}
-	olds, err := unmarshal(req.GetProperties())
+	olds, err := pk.Unmarshal(req.GetProperties())
 	if err != nil {
 		return nil, err
 	}
@@ -279,8 +232,8 @@ func (s *server) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emp
 		return nil, err
 	}
 	if args.Delete != nil {
-		prevOut, _, _ := getString(olds, "stdout")
-		prevErr, _, _ := getString(olds, "stderr")
+		prevOut, _, _ := pk.GetString(olds, "stdout")
+		prevErr, _, _ := pk.GetString(olds, "stderr")
 		if _, _, err := s.run(ctx, req.GetUrn(), args, *args.Delete, prevOut, prevErr); err != nil {
 			return nil, err
 		}
@@ -293,8 +246,8 @@ func (s *server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc
 	if err := checkType(req.GetUrn()); err != nil {
 		return nil, err
 	}
-	if req.GetProperties() == nil || len(req.GetProperties().GetFields()) == 0 {
-		return nil, fmt.Errorf("importing %s is not supported", commandType)
+	if err := pk.CheckImportable(req, commandType); err != nil {
+		return nil, err
 	}
 	return &pulumirpc.ReadResponse{Id: req.GetId(), Properties: req.GetProperties(), Inputs: req.GetInputs()}, nil
 }

@@ -25,6 +25,8 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+
+	pk "pulumi-postfix.invalid/providerkit"
 )
 
 var keyUsages = map[string]x509.KeyUsage{
@@ -78,7 +80,7 @@ func getStrings(m resource.PropertyMap, key string) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
-	v, _ = unwrap(v)
+	v, _ = pk.Unwrap(v)
 	if v.IsNull() {
 		return nil, nil
 	}
@@ -87,7 +89,7 @@ func getStrings(m resource.PropertyMap, key string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range v.ArrayValue() {
-		e, _ = unwrap(e)
+		e, _ = pk.Unwrap(e)
 		if !e.IsString() {
 			return nil, fmt.Errorf("property %q must be a list of strings", key)
 		}
@@ -100,27 +102,27 @@ func checkSelfSignedCert(news resource.PropertyMap) (resource.PropertyMap, []*pu
 	out := news.Copy()
 	var failures []*pulumirpc.CheckFailure
 	fail := func(prop, format string, args ...any) {
-		failures = append(failures, checkFailure(prop, fmt.Sprintf(format, args...)))
+		failures = append(failures, pk.CheckFailure(prop, fmt.Sprintf(format, args...)))
 	}
-	setDefault(out, "earlyRenewalHours", resource.NewNumberProperty(0))
-	setDefault(out, "isCaCertificate", resource.NewBoolProperty(false))
-	setDefault(out, "setSubjectKeyId", resource.NewBoolProperty(false))
-	setDefault(out, "setAuthorityKeyId", resource.NewBoolProperty(false))
-	setDefault(out, "maxPathLength", resource.NewNumberProperty(0))
+	pk.SetDefault(out, "earlyRenewalHours", resource.NewNumberProperty(0))
+	pk.SetDefault(out, "isCaCertificate", resource.NewBoolProperty(false))
+	pk.SetDefault(out, "setSubjectKeyId", resource.NewBoolProperty(false))
+	pk.SetDefault(out, "setAuthorityKeyId", resource.NewBoolProperty(false))
+	pk.SetDefault(out, "maxPathLength", resource.NewNumberProperty(0))
 
-	pem, wo := present(out, "privateKeyPem"), present(out, "privateKeyPemWo")
+	pem, wo := pk.Present(out, "privateKeyPem"), pk.Present(out, "privateKeyPemWo")
 	switch {
 	case !pem && !wo:
 		fail("privateKeyPem", "exactly one of 'privateKeyPem' or 'privateKeyPemWo' must be set")
 	case pem && wo:
 		fail("privateKeyPemWo", "only one of 'privateKeyPem' or 'privateKeyPemWo' may be set")
-	case wo && !present(out, "privateKeyPemWoVersion"):
+	case wo && !pk.Present(out, "privateKeyPemWoVersion"):
 		fail("privateKeyPemWoVersion", "'privateKeyPemWoVersion' is required with 'privateKeyPemWo'")
 	}
-	if !present(out, "validityPeriodHours") {
+	if !pk.Present(out, "validityPeriodHours") {
 		fail("validityPeriodHours", "missing required property 'validityPeriodHours'")
-	} else if v := out["validityPeriodHours"]; !isUnknown(v) {
-		n, _, err := getNumber(out, "validityPeriodHours")
+	} else if v := out["validityPeriodHours"]; !pk.IsUnknown(v) {
+		n, _, err := pk.GetNumber(out, "validityPeriodHours")
 		if err == nil && (n < 0 || n != float64(int64(n))) {
 			err = fmt.Errorf("validityPeriodHours must be a non-negative integer, got %v", n)
 		}
@@ -128,7 +130,7 @@ func checkSelfSignedCert(news resource.PropertyMap) (resource.PropertyMap, []*pu
 			fail("validityPeriodHours", "%v", err)
 		}
 	}
-	if !present(out, "allowedUses") {
+	if !pk.Present(out, "allowedUses") {
 		fail("allowedUses", "missing required property 'allowedUses'")
 	} else if v := out["allowedUses"]; !v.ContainsUnknowns() {
 		uses, err := getStrings(out, "allowedUses")
@@ -154,8 +156,8 @@ func checkSelfSignedCert(news resource.PropertyMap) (resource.PropertyMap, []*pu
 			}
 		}
 	}
-	if v := out["earlyRenewalHours"]; !isUnknown(v) {
-		if n, _, err := getNumber(out, "earlyRenewalHours"); err != nil || n < 0 {
+	if v := out["earlyRenewalHours"]; !pk.IsUnknown(v) {
+		if n, _, err := pk.GetNumber(out, "earlyRenewalHours"); err != nil || n < 0 {
 			fail("earlyRenewalHours", "earlyRenewalHours must be a non-negative number")
 		}
 	}
@@ -217,19 +219,19 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 
 func buildSubject(m resource.PropertyMap) (pkix.Name, error) {
 	var n pkix.Name
-	v, _ := unwrap(m["subject"])
+	v, _ := pk.Unwrap(m["subject"])
 	if v.IsArray() { // tolerate the list-of-one form of old Terraform state
 		if len(v.ArrayValue()) == 0 {
 			return n, nil
 		}
-		v, _ = unwrap(v.ArrayValue()[0])
+		v, _ = pk.Unwrap(v.ArrayValue()[0])
 	}
 	if !v.IsObject() {
 		return n, nil
 	}
 	s := v.ObjectValue()
 	one := func(key string, dst *[]string) error {
-		str, ok, err := getString(s, key)
+		str, ok, err := pk.GetString(s, key)
 		if ok {
 			*dst = []string{str}
 		}
@@ -237,7 +239,7 @@ func buildSubject(m resource.PropertyMap) (pkix.Name, error) {
 	}
 	var err error
 	var ok bool
-	if n.CommonName, _, err = getString(s, "commonName"); err != nil {
+	if n.CommonName, _, err = pk.GetString(s, "commonName"); err != nil {
 		return n, err
 	}
 	for key, dst := range map[string]*[]string{
@@ -251,11 +253,11 @@ func buildSubject(m resource.PropertyMap) (pkix.Name, error) {
 	if n.StreetAddress, err = getStrings(s, "streetAddresses"); err != nil {
 		return n, err
 	}
-	if n.SerialNumber, _, err = getString(s, "serialNumber"); err != nil {
+	if n.SerialNumber, _, err = pk.GetString(s, "serialNumber"); err != nil {
 		return n, err
 	}
 	var email string
-	if email, ok, err = getString(s, "emailAddress"); err != nil {
+	if email, ok, err = pk.GetString(s, "emailAddress"); err != nil {
 		return n, err
 	} else if ok {
 		n.ExtraNames = append(n.ExtraNames, pkix.AttributeTypeAndValue{
@@ -275,13 +277,13 @@ func createSelfSignedCert(inputs resource.PropertyMap, preview bool) (string, re
 	}
 	if preview {
 		for _, k := range certOutputs {
-			state[resource.PropertyKey(k)] = computedString()
+			state[resource.PropertyKey(k)] = pk.ComputedString()
 		}
 		return "", state, nil
 	}
-	keyPEM, ok, err := getString(inputs, "privateKeyPem")
+	keyPEM, ok, err := pk.GetString(inputs, "privateKeyPem")
 	if err == nil && !ok {
-		keyPEM, ok, err = getString(inputs, "privateKeyPemWo")
+		keyPEM, ok, err = pk.GetString(inputs, "privateKeyPemWo")
 	}
 	if err != nil {
 		return "", nil, err
@@ -324,7 +326,7 @@ func createSelfSignedCert(inputs resource.PropertyMap, preview bool) (string, re
 		tmpl.URIs = append(tmpl.URIs, u)
 	}
 
-	hours, _, err := getNumber(inputs, "validityPeriodHours")
+	hours, _, err := pk.GetNumber(inputs, "validityPeriodHours")
 	if err != nil {
 		return "", nil, err
 	}
@@ -347,9 +349,9 @@ func createSelfSignedCert(inputs resource.PropertyMap, preview bool) (string, re
 		}
 	}
 
-	isCA, _, _ := getBool(inputs, "isCaCertificate")
-	setSKID, _, _ := getBool(inputs, "setSubjectKeyId")
-	setAKID, _, _ := getBool(inputs, "setAuthorityKeyId")
+	isCA, _, _ := pk.GetBool(inputs, "isCaCertificate")
+	setSKID, _, _ := pk.GetBool(inputs, "setSubjectKeyId")
+	setAKID, _, _ := pk.GetBool(inputs, "setAuthorityKeyId")
 	if isCA {
 		if tmpl.Subject.String() == "" && len(tmpl.Subject.ExtraNames) == 0 {
 			return "", nil, fmt.Errorf("invalid certificate subject: a CA certificate needs at least one distinguished name")
@@ -364,7 +366,7 @@ func createSelfSignedCert(inputs resource.PropertyMap, preview bool) (string, re
 	if setAKID {
 		tmpl.AuthorityKeyId = tmpl.SubjectKeyId // self-signed: the authority is the subject
 	}
-	if n, ok, _ := getNumber(inputs, "maxPathLength"); ok && n >= 0 {
+	if n, ok, _ := pk.GetNumber(inputs, "maxPathLength"); ok && n >= 0 {
 		tmpl.MaxPathLen = int(n)
 	}
 

@@ -6,6 +6,7 @@ require (
 	github.com/pulumi/pulumi/sdk/v3 v3.274.1
 	golang.org/x/crypto v0.58.0
 	google.golang.org/protobuf v1.36.11
+	pulumi-postfix.invalid/providerkit v0.0.0
 )
 
 require (
@@ -118,3 +119,5 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	lukechampine.com/frand v1.4.2 // indirect
 )
+
+replace pulumi-postfix.invalid/providerkit => ../providerkit

@@ -19,6 +19,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"golang.org/x/crypto/ssh"
+
+	pk "pulumi-postfix.invalid/providerkit"
 )
 
 var curves = map[string]elliptic.Curve{
@@ -40,35 +42,35 @@ type KeyOutputs struct {
 func checkPrivateKey(news resource.PropertyMap) (resource.PropertyMap, []*pulumirpc.CheckFailure) {
 	out := news.Copy()
 	var failures []*pulumirpc.CheckFailure
-	setDefault(out, "rsaBits", resource.NewNumberProperty(2048))
-	setDefault(out, "ecdsaCurve", resource.NewStringProperty("P224"))
-	if !present(out, "algorithm") {
-		failures = append(failures, checkFailure("algorithm", "missing required property 'algorithm'"))
-	} else if !isUnknown(out["algorithm"]) {
-		alg, _, err := getString(out, "algorithm")
+	pk.SetDefault(out, "rsaBits", resource.NewNumberProperty(2048))
+	pk.SetDefault(out, "ecdsaCurve", resource.NewStringProperty("P224"))
+	if !pk.Present(out, "algorithm") {
+		failures = append(failures, pk.CheckFailure("algorithm", "missing required property 'algorithm'"))
+	} else if !pk.IsUnknown(out["algorithm"]) {
+		alg, _, err := pk.GetString(out, "algorithm")
 		if err == nil && alg != "RSA" && alg != "ECDSA" && alg != "ED25519" {
 			err = fmt.Errorf("algorithm must be one of RSA, ECDSA, ED25519; got %q", alg)
 		}
 		if err != nil {
-			failures = append(failures, checkFailure("algorithm", err.Error()))
+			failures = append(failures, pk.CheckFailure("algorithm", err.Error()))
 		}
 	}
-	if !isUnknown(out["ecdsaCurve"]) {
-		c, _, err := getString(out, "ecdsaCurve")
+	if !pk.IsUnknown(out["ecdsaCurve"]) {
+		c, _, err := pk.GetString(out, "ecdsaCurve")
 		if err == nil && curves[c] == nil {
 			err = fmt.Errorf("ecdsaCurve must be one of P224, P256, P384, P521; got %q", c)
 		}
 		if err != nil {
-			failures = append(failures, checkFailure("ecdsaCurve", err.Error()))
+			failures = append(failures, pk.CheckFailure("ecdsaCurve", err.Error()))
 		}
 	}
-	if !isUnknown(out["rsaBits"]) {
-		n, _, err := getNumber(out, "rsaBits")
+	if !pk.IsUnknown(out["rsaBits"]) {
+		n, _, err := pk.GetNumber(out, "rsaBits")
 		if err == nil && (n != float64(int(n)) || n < 1024) {
 			err = fmt.Errorf("rsaBits must be an integer of at least 1024; got %v", n)
 		}
 		if err != nil {
-			failures = append(failures, checkFailure("rsaBits", err.Error()))
+			failures = append(failures, pk.CheckFailure("rsaBits", err.Error()))
 		}
 	}
 	return out, failures
@@ -159,19 +161,19 @@ func createPrivateKey(inputs resource.PropertyMap, preview bool) (string, resour
 	state := inputs.Copy()
 	if preview {
 		for _, k := range privateKeyOutputs {
-			state[resource.PropertyKey(k)] = computedString()
+			state[resource.PropertyKey(k)] = pk.ComputedString()
 		}
 		return "", state, nil
 	}
-	alg, _, err := getString(inputs, "algorithm")
+	alg, _, err := pk.GetString(inputs, "algorithm")
 	if err != nil {
 		return "", nil, err
 	}
-	bits, _, err := getNumber(inputs, "rsaBits")
+	bits, _, err := pk.GetNumber(inputs, "rsaBits")
 	if err != nil {
 		return "", nil, err
 	}
-	curve, _, err := getString(inputs, "ecdsaCurve")
+	curve, _, err := pk.GetString(inputs, "ecdsaCurve")
 	if err != nil {
 		return "", nil, err
 	}
@@ -190,7 +192,7 @@ func createPrivateKey(inputs resource.PropertyMap, preview bool) (string, resour
 		"publicKeyFingerprintSha256": o.PublicKeyFingerprintSha256,
 	}
 	for k, v := range values {
-		state[resource.PropertyKey(k)] = rewrap(resource.NewStringProperty(v), privateKeySecretOutputs[k])
+		state[resource.PropertyKey(k)] = pk.Rewrap(resource.NewStringProperty(v), privateKeySecretOutputs[k])
 	}
 	return o.ID, state, nil
 }

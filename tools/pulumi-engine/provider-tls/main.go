@@ -8,13 +8,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	pk "pulumi-postfix.invalid/providerkit"
 )
 
 const (
@@ -25,41 +26,17 @@ const (
 )
 
 func main() {
-	err := provider.Main(providerName, func(*provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
-		return &server{}, nil
+	pk.Main(providerName, func(*provider.HostClient) pulumirpc.ResourceProviderServer {
+		return newServer()
 	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 }
 
 type server struct {
-	pulumirpc.UnimplementedResourceProviderServer
+	pk.Base
 }
 
-func (s *server) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: providerVersion}, nil
-}
-
-func (s *server) GetSchema(context.Context, *pulumirpc.GetSchemaRequest) (*pulumirpc.GetSchemaResponse, error) {
-	return &pulumirpc.GetSchemaResponse{Schema: schemaJSON}, nil
-}
-
-func (s *server) CheckConfig(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
-}
-
-func (s *server) DiffConfig(context.Context, *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}, nil
-}
-
-func (s *server) Configure(context.Context, *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
-	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, SupportsPreview: true}, nil
-}
-
-func (s *server) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
-	return &emptypb.Empty{}, nil
+func newServer() *server {
+	return &server{Base: pk.Base{Version: providerVersion, Schema: schemaJSON}}
 }
 
 func typeOf(urn string) (string, error) {
@@ -75,7 +52,7 @@ func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumir
 	if err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.GetNews())
+	news, err := pk.Unmarshal(req.GetNews())
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +63,7 @@ func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumir
 	} else {
 		checked, failures = checkSelfSignedCert(news)
 	}
-	inputs, err := marshal(checked)
+	inputs, err := pk.Marshal(checked)
 	if err != nil {
 		return nil, err
 	}
@@ -102,42 +79,24 @@ func diffResource(typ string, olds, oldInputs, news resource.PropertyMap, ignore
 		outputs = certOutputs
 	}
 	if len(oldInputs) == 0 {
-		oldInputs = withoutKeys(olds, outputs...)
+		oldInputs = pk.WithoutKeys(olds, outputs...)
 	}
-	skip := map[string]bool{"privateKeyPemWo": true} // write-only: only its version is compared
-	for _, k := range outputs {
-		skip[k] = true
-	}
-	for _, k := range ignore {
-		skip[k] = true
-	}
-	resp := &pulumirpc.DiffResponse{
-		Changes:         pulumirpc.DiffResponse_DIFF_NONE,
-		DetailedDiff:    map[string]*pulumirpc.PropertyDiff{},
-		HasDetailedDiff: true,
-	}
-	add := func(k string, kind pulumirpc.PropertyDiff_Kind, replace bool) {
-		resp.DetailedDiff[k] = &pulumirpc.PropertyDiff{Kind: kind, InputDiff: k != "readyForRenewal"}
-		resp.Diffs = append(resp.Diffs, k)
-		if replace {
-			resp.Replaces = append(resp.Replaces, k)
-		}
-		resp.Changes = pulumirpc.DiffResponse_DIFF_SOME
-	}
-	for _, k := range changedKeys(oldInputs, news, skip) {
+	skip := pk.SkipKeys([]string{"privateKeyPemWo"}, outputs, ignore) // write-only: only its version is compared
+	resp := pk.NewDiff()
+	for _, k := range pk.ChangedKeys(oldInputs, news, skip) {
 		replace := !(typ == selfSignedCertType && k == "earlyRenewalHours")
-		add(k, diffKind(present(oldInputs, k), present(news, k), replace), replace)
+		pk.AddDiff(resp, k, pk.DiffKind(pk.Present(oldInputs, k), pk.Present(news, k), replace), k != "readyForRenewal", replace)
 	}
 	if typ == selfSignedCertType && len(resp.Replaces) == 0 {
-		end, ok, _ := getString(olds, "validityEndTime")
-		early, _, _ := getNumber(news, "earlyRenewalHours")
-		if ok && !isUnknown(news["earlyRenewalHours"]) {
+		end, ok, _ := pk.GetString(olds, "validityEndTime")
+		early, _, _ := pk.GetNumber(news, "earlyRenewalHours")
+		if ok && !pk.IsUnknown(news["earlyRenewalHours"]) {
 			ready, err := readyForRenewal(end, early, at())
 			if err != nil {
 				return nil, err
 			}
 			if ready {
-				add("readyForRenewal", pulumirpc.PropertyDiff_UPDATE_REPLACE, true)
+				pk.AddDiff(resp, "readyForRenewal", pulumirpc.PropertyDiff_UPDATE_REPLACE, false, true)
 			}
 		}
 	}
@@ -151,15 +110,7 @@ func (s *server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc
 	if err != nil {
 		return nil, err
 	}
-	olds, err := unmarshal(req.GetOlds())
-	if err != nil {
-		return nil, err
-	}
-	oldInputs, err := unmarshal(req.GetOldInputs())
-	if err != nil {
-		return nil, err
-	}
-	news, err := unmarshal(req.GetNews())
+	olds, oldInputs, news, err := pk.UnmarshalDiff(req)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +122,7 @@ func (s *server) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulum
 	if err != nil {
 		return nil, err
 	}
-	inputs, err := unmarshal(req.GetProperties())
+	inputs, err := pk.Unmarshal(req.GetProperties())
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +136,7 @@ func (s *server) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulum
 	if err != nil {
 		return nil, err
 	}
-	props, err := marshal(state)
+	props, err := pk.Marshal(state)
 	if err != nil {
 		return nil, err
 	}
@@ -199,11 +150,11 @@ func (s *server) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulum
 	if err != nil {
 		return nil, err
 	}
-	olds, err := unmarshal(req.GetOlds())
+	olds, err := pk.Unmarshal(req.GetOlds())
 	if err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.GetNews())
+	news, err := pk.Unmarshal(req.GetNews())
 	if err != nil {
 		return nil, err
 	}
@@ -211,13 +162,13 @@ func (s *server) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulum
 	if t == selfSignedCertType {
 		outputs = certOutputs
 	}
-	state := withoutKeys(news, "privateKeyPemWo")
+	state := pk.WithoutKeys(news, "privateKeyPemWo")
 	for _, k := range outputs {
 		if v, ok := olds[resource.PropertyKey(k)]; ok {
 			state[resource.PropertyKey(k)] = v
 		}
 	}
-	props, err := marshal(state)
+	props, err := pk.Marshal(state)
 	if err != nil {
 		return nil, err
 	}
@@ -238,21 +189,21 @@ func (s *server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc
 	if err != nil {
 		return nil, err
 	}
-	if req.GetProperties() == nil || len(req.GetProperties().GetFields()) == 0 {
-		return nil, fmt.Errorf("importing %s is not supported", t)
+	if err := pk.CheckImportable(req, t); err != nil {
+		return nil, err
 	}
 	props := req.GetProperties()
 	if t == selfSignedCertType {
-		state, err := unmarshal(props)
+		state, err := pk.Unmarshal(props)
 		if err != nil {
 			return nil, err
 		}
-		end, ok, _ := getString(state, "validityEndTime")
-		early, _, _ := getNumber(state, "earlyRenewalHours")
+		end, ok, _ := pk.GetString(state, "validityEndTime")
+		early, _, _ := pk.GetNumber(state, "earlyRenewalHours")
 		if ok {
 			if ready, err := readyForRenewal(end, early, now()); err == nil && ready {
 				state["readyForRenewal"] = resource.NewBoolProperty(true)
-				if props, err = marshal(state); err != nil {
+				if props, err = pk.Marshal(state); err != nil {
 					return nil, err
 				}
 			}

@@ -17,11 +17,13 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"golang.org/x/crypto/ssh"
+
+	pk "pulumi-postfix.invalid/providerkit"
 )
 
 func strVal(t *testing.T, m resource.PropertyMap, k string) string {
 	t.Helper()
-	s, ok, err := getString(m, k)
+	s, ok, err := pk.GetString(m, k)
 	if err != nil || !ok {
 		t.Fatalf("%s: missing (%v)", k, err)
 	}
@@ -108,7 +110,7 @@ func TestPrivateKeyFormats(t *testing.T) {
 			}
 			if !c.openssh {
 				for _, k := range []string{"privateKeyOpenssh", "publicKeyOpenssh", "publicKeyFingerprintMd5", "publicKeyFingerprintSha256"} {
-					if s, _, _ := getString(st, k); s != "" {
+					if s, _, _ := pk.GetString(st, k); s != "" {
 						t.Errorf("%s should be empty for P224, got %q", k, s)
 					}
 				}
@@ -350,7 +352,7 @@ func TestSelfSignedCertDiff(t *testing.T) {
 }
 
 func TestProviderRPC(t *testing.T) {
-	s := &server{}
+	s := newServer()
 	ctx := context.Background()
 	info, _ := s.GetPluginInfo(ctx, nil)
 	cfg, _ := s.Configure(ctx, &pulumirpc.ConfigureRequest{})
@@ -358,7 +360,7 @@ func TestProviderRPC(t *testing.T) {
 		t.Fatal("plugin info / configure")
 	}
 	urn := "urn:pulumi:dev::proj::tls:index/privateKey:PrivateKey::k"
-	news, _ := marshal(resource.PropertyMap{"algorithm": resource.NewStringProperty("ECDSA"), "ecdsaCurve": resource.NewStringProperty("P256")})
+	news, _ := pk.Marshal(resource.PropertyMap{"algorithm": resource.NewStringProperty("ECDSA"), "ecdsaCurve": resource.NewStringProperty("P256")})
 	ck, err := s.Check(ctx, &pulumirpc.CheckRequest{Urn: urn, News: news})
 	if err != nil || len(ck.Failures) > 0 {
 		t.Fatal(err, ck.GetFailures())
@@ -367,7 +369,7 @@ func TestProviderRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pm, _ := unmarshal(pv.Properties)
+	pm, _ := pk.Unmarshal(pv.Properties)
 	if !pm["privateKeyPem"].IsComputed() {
 		t.Error("preview must leave outputs unknown")
 	}
@@ -375,7 +377,7 @@ func TestProviderRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, _ := unmarshal(cr.Properties)
+	st, _ := pk.Unmarshal(cr.Properties)
 	if !st["privateKeyPem"].IsSecret() {
 		t.Error("privateKeyPem not secret on the wire")
 	}

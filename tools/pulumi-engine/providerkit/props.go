@@ -1,4 +1,6 @@
-package main
+// Package providerkit is the code the stand-in resource providers (../provider-*)
+// share: property helpers (this file) and the pass-through RPCs (server.go).
+package providerkit
 
 // Small helpers for reading and writing resource.PropertyMap values while
 // keeping the engine's secret and unknown markers intact.
@@ -15,19 +17,21 @@ import (
 
 var wireOpts = plugin.MarshalOptions{KeepUnknowns: true, KeepSecrets: true, SkipNulls: true}
 
-func unmarshal(s *structpb.Struct) (resource.PropertyMap, error) {
+// Unmarshal decodes wire properties, keeping unknowns and secrets; nil is an empty map.
+func Unmarshal(s *structpb.Struct) (resource.PropertyMap, error) {
 	if s == nil {
 		return resource.PropertyMap{}, nil
 	}
 	return plugin.UnmarshalProperties(s, wireOpts)
 }
 
-func marshal(m resource.PropertyMap) (*structpb.Struct, error) {
+// Marshal encodes properties for the wire, keeping unknowns and secrets.
+func Marshal(m resource.PropertyMap) (*structpb.Struct, error) {
 	return plugin.MarshalProperties(m, wireOpts)
 }
 
-// unwrap removes a secret (or known output) wrapper and reports whether one was present.
-func unwrap(v resource.PropertyValue) (resource.PropertyValue, bool) {
+// Unwrap removes a secret (or known output) wrapper and reports whether one was present.
+func Unwrap(v resource.PropertyValue) (resource.PropertyValue, bool) {
 	secret := false
 	for {
 		switch {
@@ -43,55 +47,57 @@ func unwrap(v resource.PropertyValue) (resource.PropertyValue, bool) {
 	}
 }
 
-// rewrap puts a secret marker back on v if secret is true.
-func rewrap(v resource.PropertyValue, secret bool) resource.PropertyValue {
+// Rewrap puts a secret marker back on v if secret is true.
+func Rewrap(v resource.PropertyValue, secret bool) resource.PropertyValue {
 	if secret {
 		return resource.MakeSecret(v)
 	}
 	return v
 }
 
-func isUnknown(v resource.PropertyValue) bool {
-	v, _ = unwrap(v)
+// IsUnknown reports whether v (secret or not) is an unknown value.
+func IsUnknown(v resource.PropertyValue) bool {
+	v, _ = Unwrap(v)
 	return v.IsComputed() || (v.IsOutput() && !v.OutputValue().Known)
 }
 
-// stripSecrets returns a copy of v with every secret marker removed, for comparisons.
-func stripSecrets(v resource.PropertyValue) resource.PropertyValue {
-	v, _ = unwrap(v)
+// StripSecrets returns a copy of v with every secret marker removed, for comparisons.
+func StripSecrets(v resource.PropertyValue) resource.PropertyValue {
+	v, _ = Unwrap(v)
 	switch {
 	case v.IsArray():
 		arr := make([]resource.PropertyValue, len(v.ArrayValue()))
 		for i, e := range v.ArrayValue() {
-			arr[i] = stripSecrets(e)
+			arr[i] = StripSecrets(e)
 		}
 		return resource.NewArrayProperty(arr)
 	case v.IsObject():
 		obj := resource.PropertyMap{}
 		for k, e := range v.ObjectValue() {
-			obj[k] = stripSecrets(e)
+			obj[k] = StripSecrets(e)
 		}
 		return resource.NewObjectProperty(obj)
 	}
 	return v
 }
 
-// present reports whether key holds a non-null value (unknowns count as present).
-func present(m resource.PropertyMap, key string) bool {
+// Present reports whether key holds a non-null value (unknowns count as present).
+func Present(m resource.PropertyMap, key string) bool {
 	v, ok := m[resource.PropertyKey(key)]
 	if !ok {
 		return false
 	}
-	v, _ = unwrap(v)
+	v, _ = Unwrap(v)
 	return !v.IsNull()
 }
 
-func getString(m resource.PropertyMap, key string) (string, bool, error) {
+// GetString reads a string property; the second result is false when it is missing or null.
+func GetString(m resource.PropertyMap, key string) (string, bool, error) {
 	v, ok := m[resource.PropertyKey(key)]
 	if !ok {
 		return "", false, nil
 	}
-	v, _ = unwrap(v)
+	v, _ = Unwrap(v)
 	switch {
 	case v.IsNull():
 		return "", false, nil
@@ -101,12 +107,13 @@ func getString(m resource.PropertyMap, key string) (string, bool, error) {
 	return "", false, fmt.Errorf("property %q must be a string, got %s", key, v.TypeString())
 }
 
-func getNumber(m resource.PropertyMap, key string) (float64, bool, error) {
+// GetNumber reads a number property; the second result is false when it is missing or null.
+func GetNumber(m resource.PropertyMap, key string) (float64, bool, error) {
 	v, ok := m[resource.PropertyKey(key)]
 	if !ok {
 		return 0, false, nil
 	}
-	v, _ = unwrap(v)
+	v, _ = Unwrap(v)
 	switch {
 	case v.IsNull():
 		return 0, false, nil
@@ -116,12 +123,13 @@ func getNumber(m resource.PropertyMap, key string) (float64, bool, error) {
 	return 0, false, fmt.Errorf("property %q must be a number, got %s", key, v.TypeString())
 }
 
-func getBool(m resource.PropertyMap, key string) (bool, bool, error) {
+// GetBool reads a boolean property; the second result is false when it is missing or null.
+func GetBool(m resource.PropertyMap, key string) (bool, bool, error) {
 	v, ok := m[resource.PropertyKey(key)]
 	if !ok {
 		return false, false, nil
 	}
-	v, _ = unwrap(v)
+	v, _ = Unwrap(v)
 	switch {
 	case v.IsNull():
 		return false, false, nil
@@ -131,13 +139,13 @@ func getBool(m resource.PropertyMap, key string) (bool, bool, error) {
 	return false, false, fmt.Errorf("property %q must be a boolean, got %s", key, v.TypeString())
 }
 
-// getStringMap reads a map of strings, returning its keys sorted.
-func getStringMap(m resource.PropertyMap, key string) (map[string]string, []string, error) {
+// GetStringMap reads a map of strings, returning its keys sorted.
+func GetStringMap(m resource.PropertyMap, key string) (map[string]string, []string, error) {
 	v, ok := m[resource.PropertyKey(key)]
 	if !ok {
 		return nil, nil, nil
 	}
-	v, _ = unwrap(v)
+	v, _ = Unwrap(v)
 	if v.IsNull() {
 		return nil, nil, nil
 	}
@@ -147,7 +155,7 @@ func getStringMap(m resource.PropertyMap, key string) (map[string]string, []stri
 	out := map[string]string{}
 	var keys []string
 	for k, e := range v.ObjectValue() {
-		e, _ = unwrap(e)
+		e, _ = Unwrap(e)
 		if e.IsNull() {
 			continue
 		}
@@ -161,19 +169,20 @@ func getStringMap(m resource.PropertyMap, key string) (map[string]string, []stri
 	return out, keys, nil
 }
 
-// setDefault sets key to def inside m when it is missing or null.
-func setDefault(m resource.PropertyMap, key string, def resource.PropertyValue) {
-	if !present(m, key) {
+// SetDefault sets key to def inside m when it is missing or null.
+func SetDefault(m resource.PropertyMap, key string, def resource.PropertyValue) {
+	if !Present(m, key) {
 		m[resource.PropertyKey(key)] = def
 	}
 }
 
-func checkFailure(prop, reason string) *pulumirpc.CheckFailure {
+// CheckFailure builds one Check failure for property prop.
+func CheckFailure(prop, reason string) *pulumirpc.CheckFailure {
 	return &pulumirpc.CheckFailure{Property: prop, Reason: reason}
 }
 
-// diffKind maps (old present, new present, replace) to the engine's property diff kind.
-func diffKind(hadOld, hasNew, replace bool) pulumirpc.PropertyDiff_Kind {
+// DiffKind maps (old present, new present, replace) to the engine's property diff kind.
+func DiffKind(hadOld, hasNew, replace bool) pulumirpc.PropertyDiff_Kind {
 	switch {
 	case !hadOld && replace:
 		return pulumirpc.PropertyDiff_ADD_REPLACE
@@ -189,10 +198,10 @@ func diffKind(hadOld, hasNew, replace bool) pulumirpc.PropertyDiff_Kind {
 	return pulumirpc.PropertyDiff_UPDATE
 }
 
-// changedKeys compares two input maps property by property (secret markers are
+// ChangedKeys compares two input maps property by property (secret markers are
 // ignored, unknown new values always count as changed) and returns the sorted
 // keys that differ, skipping the keys in skip.
-func changedKeys(olds, news resource.PropertyMap, skip map[string]bool) []string {
+func ChangedKeys(olds, news resource.PropertyMap, skip map[string]bool) []string {
 	keys := map[string]bool{}
 	for k := range olds {
 		keys[string(k)] = true
@@ -206,7 +215,7 @@ func changedKeys(olds, news resource.PropertyMap, skip map[string]bool) []string
 			continue
 		}
 		o, n := olds[resource.PropertyKey(k)], news[resource.PropertyKey(k)]
-		if n.ContainsUnknowns() || !stripSecrets(o).DeepEquals(stripSecrets(n)) {
+		if n.ContainsUnknowns() || !StripSecrets(o).DeepEquals(StripSecrets(n)) {
 			changed = append(changed, k)
 		}
 	}
@@ -214,8 +223,8 @@ func changedKeys(olds, news resource.PropertyMap, skip map[string]bool) []string
 	return changed
 }
 
-// withoutKeys returns a copy of m without the given keys.
-func withoutKeys(m resource.PropertyMap, keys ...string) resource.PropertyMap {
+// WithoutKeys returns a copy of m without the given keys.
+func WithoutKeys(m resource.PropertyMap, keys ...string) resource.PropertyMap {
 	out := m.Copy()
 	for _, k := range keys {
 		delete(out, resource.PropertyKey(k))
@@ -223,6 +232,7 @@ func withoutKeys(m resource.PropertyMap, keys ...string) resource.PropertyMap {
 	return out
 }
 
-func computedString() resource.PropertyValue {
+// ComputedString is an unknown string, for outputs in a preview.
+func ComputedString() resource.PropertyValue {
 	return resource.MakeComputed(resource.NewStringProperty(""))
 }
