@@ -125,6 +125,10 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             const pid = masterPid(name);
             stack.configure(config({ messageSizeLimit: 10485760 }));
             assert.deepEqual(stack.plannedChanges(), { "mx-main-cf": "update", "mx-service": "update" });
+            const diff = stack.ok(["preview", "--diff"]).stdout;
+            console.log(diff.split("\n").filter((l) => /message_size_limit|[~±] .*Command/.test(l)).map((l) => `# ${l}`).join("\n"));
+            assert.match(diff, /-\s*message_size_limit = 52428800/, "the diff shows the old value");
+            assert.match(diff, /\+\s*message_size_limit = 10485760/, "and the new one");
             stack.up();
             assert.ok(ehlo().includes("250-SIZE 10485760"));
             assert.equal(masterPid(name), pid, "a reload keeps the master process");
