@@ -1,7 +1,8 @@
 // The program: one PostfixServer per server in the stack's `postfix:*` config.
 import * as pulumi from "@pulumi/pulumi";
 import { accessSync, constants } from "node:fs";
-import { expandHome, PostfixServer } from "./components/postfix-server";
+import { PostfixServer } from "./components/postfix-server";
+import { expandHome } from "./components/core/ssh";
 import { ConfigError } from "./components/core/validate";
 import { NAMESPACE, readStackConfig } from "./components/stack-config";
 

@@ -4,17 +4,16 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { renderAliases, renderMailname, renderPreseed } from "./core/files";
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
 import {
-    installScript, MANAGED_FILES, ManagedFile, mailUsersScript, parseHostFacts, removeFileScript,
+    deployCheckScript, installScript, MANAGED_FILES, ManagedFile, mailUsersScript, parseHostFacts, removeFileScript,
     serviceScript, stopServiceScript, uninstallScript, writeFileScript,
 } from "./core/scripts";
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
 import { remoteCommand } from "./core/shell";
-import { SshOptions, SshSettings, validateSsh } from "./core/ssh";
+import { expandHome, SshOptions, SshSettings, validateSsh } from "./core/ssh";
 import { ConfigError, validateMailOptions } from "./core/validate";
 
 export interface PostfixServerArgs extends MailOptions {
@@ -50,10 +49,11 @@ export class PostfixServer extends pulumi.ComponentResource {
         const connection = connectionOf(ssh, args.sshPrivateKey);
 
         // One remote command per step; each opens its own SSH connection and runs only when its inputs change.
-        const step = (stepName: string, body: { create: pulumi.Input<string>; stdin?: pulumi.Input<string>; delete?: string }, dependsOn: pulumi.Resource[]) =>
+        type Body = { create: pulumi.Input<string>; stdin?: pulumi.Input<string>; delete?: string; shell?: "bash" };
+        const step = (stepName: string, body: Body, dependsOn: pulumi.Resource[]) =>
             new command.remote.Command(`${name}-${stepName}`, {
                 connection,
-                create: pulumi.output(body.create).apply((script) => remoteCommand(script, ssh.user)),
+                create: pulumi.output(body.create).apply((script) => remoteCommand(script, ssh.user, body.shell)),
                 stdin: body.stdin,
                 delete: body.delete === undefined ? undefined : remoteCommand(body.delete, ssh.user),
                 // sshd refuses unknown environment variables, and no step needs its previous output.
@@ -103,7 +103,10 @@ export class PostfixServer extends pulumi.ComponentResource {
 
         const digest = pulumi.all([key.publicKeyPem, cert.certPem, renderMailname(settings), renderAliases(settings), mainCf])
             .apply((contents) => sha256(contents.join("\0")));
-        step("service", { create: digest.apply(serviceScript), delete: stopServiceScript() }, files);
+        const service = step("service", { create: digest.apply(serviceScript), delete: stopServiceScript() }, files);
+        // A deployment that leaves postfix down, deaf or open to relay fails here.
+        const addresses = settings.listenAddresses.map(postfixAddress);
+        step("verify", { create: digest.apply((d) => deployCheckScript(addresses, d)), shell: "bash" }, [service]);
 
         this.smtpEndpoints = pulumi.output(settings.listenAddresses.map((a) => `${postfixAddress(a)}:25`));
         this.certificatePem = cert.certPem;
@@ -140,10 +143,6 @@ function connectionOf(ssh: SshSettings, secretKey: pulumi.Input<string> | undefi
         dialErrorLimit: ssh.dialErrorLimit,
         perDialTimeout: ssh.perDialTimeout,
     };
-}
-
-export function expandHome(path: string): string {
-    return path.replace(/^~(?=$|\/)/, homedir());
 }
 
 export function sha256(text: string): string {

@@ -1,6 +1,7 @@
 // How the workstation reaches a server. Validated like the mail options.
 import { domainProblem, KeyOf, UNIX_USER } from "./validate";
 import { parseAddress } from "./net";
+import { homedir } from "node:os";
 
 export interface SshOptions {
     /** Host name or IP address at which the workstation reaches the server. */
@@ -61,4 +62,9 @@ export function validateSsh(raw: unknown, keyOf: KeyOf): { ssh?: SshSettings; pr
             privateKeyPath: o.privateKeyPath as string | undefined, hostKey: o.hostKey as string | undefined,
         },
     };
+}
+
+/** `~/key` -> `/home/me/key`, as a shell would. */
+export function expandHome(path: string): string {
+    return path.replace(/^~(?=$|\/)/, homedir());
 }

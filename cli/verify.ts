@@ -1,0 +1,303 @@
+// `npm run verify -- --stack NAME`: checks that each deployed server still is what the stack says,
+// from the workstation (SMTP, STARTTLS) and on the host (SSH). Changes nothing on the server except
+// the short XCLIENT window of the relay check, which is always closed again (see the README).
+import { spawnSync } from "node:child_process";
+import { randomBytes, randomUUID, X509Certificate } from "node:crypto";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import type { NodeSSH } from "node-ssh";
+import {
+    Check, compare, driftCheck, ehloChecks, expiryCheck, failed, fileCheck, firstLine, formatReport, HOST_SECTIONS, hostReportScript,
+    maildirWaitScript, mismatch, parseHostReport, parsePostconf, passed, replyCheck, replyText, report, restoredChecks,
+    ServerReport, xclientWindowScript,
+} from "../components/core/checks";
+import { renderAliases, renderMailname } from "../components/core/files";
+import { postfixAddress } from "../components/core/net";
+import { PATHS } from "../components/core/paths";
+import { remoteCommand } from "../components/core/shell";
+import { ConfigError, UNIX_USER } from "../components/core/validate";
+import { NAMESPACE, readStackConfig, ServerPlan } from "../components/stack-config";
+import { COMMAND_TIMEOUT_MS, connectSsh, runScript, withTimeout } from "./remote";
+import { expectClass, SmtpSession } from "./smtp";
+
+const REPO = join(__dirname, "..", "..");
+/** The name this client gives in EHLO: syntactically valid, never a real host. */
+const EHLO_NAME = "verify.pulumi-postfix.invalid";
+/** The outside client the relay check pretends to be (TEST-NET-1, RFC 5737). */
+const OUTSIDER = { addr: "192.0.2.1", name: "relay-check.invalid" };
+const DELIVERY_WAIT_SECONDS = 30;
+
+export interface Options {
+    stack: string;
+    json: boolean;
+    send?: string;
+    sourceAddress?: string;
+    server?: string;
+}
+
+/** A problem the user must fix before anything can be checked: exit 2. */
+export class UsageError extends Error {}
+
+const USAGE = "usage: npm run verify -- --stack NAME [--json] [--send LOCAL_USER] [--source-address IP] [--server NAME]";
+
+export function parseArgs(argv: readonly string[]): Options {
+    const values: Record<string, string> = {};
+    let json = false;
+    for (let i = 0; i < argv.length; i++) {
+        const arg = argv[i];
+        const [flag, inline] = arg.split(/=(.*)/s, 2);
+        if (flag === "--json" && inline === undefined) {
+            json = true;
+        } else if (["--stack", "--send", "--source-address", "--server"].includes(flag)) {
+            const value = inline ?? argv[++i];
+            if (value === undefined || value === "" || value.startsWith("--")) throw new UsageError(`${flag} needs a value\n${USAGE}`);
+            values[flag] = value;
+        } else {
+            throw new UsageError(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
+        }
+    }
+    if (!values["--stack"]) throw new UsageError(`--stack is required\n${USAGE}`);
+    const send = values["--send"];
+    if (send !== undefined && !UNIX_USER.test(send)) throw new UsageError(`--send ${JSON.stringify(send)} is not a local user name`);
+    return { stack: values["--stack"], json, send, sourceAddress: values["--source-address"], server: values["--server"] };
+}
+
+// ---- The stack: outputs and config, through the Pulumi CLI.
+
+/** `PULUMI_POSTFIX_PULUMI` (a command line), else `pulumi` on PATH, else the offline engine of this repository. */
+function pulumiCommand(): string[] {
+    const configured = process.env.PULUMI_POSTFIX_PULUMI?.trim();
+    if (configured) return configured.split(/\s+/);
+    if (spawnSync("sh", ["-c", "command -v pulumi"], { stdio: "ignore" }).status === 0) return ["pulumi"];
+    return ["bash", join(REPO, "scripts", "pulumi.sh")];
+}
+
+function pulumiJson(args: string[]): any {
+    const [command, ...prefix] = pulumiCommand();
+    const r = spawnSync(command, [...prefix, ...args], { cwd: REPO, encoding: "utf8", maxBuffer: 64 << 20 });
+    if (r.status !== 0) throw new UsageError(`pulumi ${args.join(" ")} failed: ${(r.stderr || r.stdout || String(r.error)).trim()}`);
+    return JSON.parse(r.stdout);
+}
+
+interface ServerOutputs {
+    smtpEndpoints: string[];
+    certificateSha256: string;
+    mainCfParameters: Record<string, string>;
+}
+
+interface Target {
+    plan: ServerPlan;
+    outputs?: ServerOutputs;
+}
+
+function readStack(options: Options): { targets: Target[]; secretKey?: string } {
+    const outputs = pulumiJson(["stack", "output", "--json", "--stack", options.stack]);
+    const deployed: Record<string, ServerOutputs> = outputs?.mailServers ?? {};
+    if (Object.keys(deployed).length === 0) throw new UsageError(`stack ${options.stack} has no outputs: run pulumi up first`);
+    const config: Record<string, { value?: string }> = pulumiJson(["config", "--json", "--show-secrets", "--stack", options.stack]);
+    const { servers, problems } = readStackConfig(Object.fromEntries(Object.entries(config).map(([key, entry]) => [key, String(entry.value ?? "")])));
+    if (problems.length > 0) throw new UsageError(new ConfigError(problems).message);
+    const chosen = servers.filter((s) => options.server === undefined || s.name === options.server);
+    if (chosen.length === 0) throw new UsageError(`no server ${options.server} in stack ${options.stack} (servers: ${servers.map((s) => s.name).join(", ")})`);
+    return { targets: chosen.map((plan) => ({ plan, outputs: deployed[plan.name] })), secretKey: config[`${NAMESPACE}:sshPrivateKey`]?.value };
+}
+
+// ---- Workstation-side: one SMTP session on the first endpoint.
+
+const SMTP_CHECKS = ["smtp banner", "starttls offered", "size limit", "no vrfy", "tls certificate", "rcpt postmaster", "rcpt unknown user"];
+
+function endpointOf(text: string): { host: string; port: number } {
+    const match = /^\[?(.*?)\]?:(\d+)$/.exec(text);
+    if (!match) throw new Error(`unexpected endpoint ${text}`);
+    return { host: match[1], port: Number(match[2]) };
+}
+
+/** The SMTP checks in order; once the dialogue breaks, the checks not reached fail with the reason. */
+async function smtpChecks(plan: ServerPlan, outputs: ServerOutputs, options: Options): Promise<{ checks: Check[]; subject?: string }> {
+    const { domain, hostname, messageSizeLimit } = plan.settings;
+    const names = [...SMTP_CHECKS, ...(options.send ? ["send"] : [])];
+    const checks: Check[] = [];
+    const { host, port } = endpointOf(outputs.smtpEndpoints[0]);
+    let session: SmtpSession | undefined;
+    let subject: string | undefined;
+    try {
+        const opened = await SmtpSession.open(host, port, options.sourceAddress);
+        session = opened.session;
+        checks.push(compare("smtp banner", `220 ${hostname} ESMTP`, replyText(opened.greeting)));
+        checks.push(...ehloChecks(expectClass(await session.command(`EHLO ${EHLO_NAME}`), 2, "EHLO"), messageSizeLimit));
+        expectClass(await session.command("STARTTLS"), 2, "STARTTLS");
+        const certificate = await session.startTls(hostname);
+        checks.push(compare("tls certificate", outputs.certificateSha256, certificate.fingerprint256));
+        expectClass(await session.command(`EHLO ${EHLO_NAME}`), 2, "EHLO after STARTTLS");
+        expectClass(await session.command("MAIL FROM:<>"), 2, "MAIL FROM");
+        checks.push(replyCheck("rcpt postmaster", await session.command(`RCPT TO:<postmaster@${domain}>`), /^250 /, "250"));
+        const unknown = `no-such-user-${randomBytes(4).toString("hex")}@${domain}`;
+        checks.push(replyCheck("rcpt unknown user", await session.command(`RCPT TO:<${unknown}>`), /^550 5\.1\.1 /, "550 5.1.1"));
+        expectClass(await session.command("RSET"), 2, "RSET");
+        if (options.send) {
+            subject = `pulumi-postfix verify ${randomUUID()}`;
+            const to = `${options.send}@${domain}`;
+            expectClass(await session.command(`MAIL FROM:<verify@${domain}>`), 2, "MAIL FROM");
+            expectClass(await session.command(`RCPT TO:<${to}>`), 2, `RCPT TO:<${to}>`);
+            expectClass(await session.command("DATA"), 3, "DATA");
+            const message = [
+                `From: <verify@${domain}>`, `To: <${to}>`, `Subject: ${subject}`, `Date: ${new Date().toUTCString()}`,
+                `Message-ID: <${randomUUID()}@${hostname}>`, "", "A test message from npm run verify; safe to delete.", "",
+            ].join("\r\n");
+            checks.push(replyCheck("send", await session.data(message), /^250 /, "250 queued"));
+        }
+    } catch (error) {
+        for (const name of names.slice(checks.length)) checks.push(failed(name, (error as Error).message));
+        subject = undefined;
+    } finally {
+        await session?.close();
+    }
+    return { checks, subject };
+}
+
+// ---- Host-side, over SSH.
+
+async function hostChecks(ssh: NodeSSH, plan: ServerPlan, outputs: ServerOutputs): Promise<Check[]> {
+    const r = await runScript(ssh, plan.ssh.user, hostReportScript(), "host checks");
+    const s = parseHostReport(r.stdout);
+    const missing = Object.keys(HOST_SECTIONS).filter((name) => !s[name]);
+    if (missing.length > 0) return [failed("host checks", `the host check script stopped before ${missing[0]}: ${r.stderr.trim() || `exit ${r.code}`}`)];
+    const checkOutput = s.check.output.replace(/\r/g, "").trim();
+    let expiry: Check;
+    try {
+        expiry = expiryCheck(new Date(new X509Certificate(s.certPem.output).validTo), new Date(), plan.settings.certificate.earlyRenewalHours);
+    } catch (error) {
+        expiry = failed("certificate expiry", `cannot read ${PATHS.tlsCert}: ${s.certPem.status !== 0 ? firstLine(s.certPem) : (error as Error).message}`);
+    }
+    return [
+        s.running.status === 0 ? passed("postfix running", firstLine(s.running)) : mismatch("postfix running", "running", firstLine(s.running)),
+        s.check.status === 0 && checkOutput === "" ? passed("postfix check", "no warnings") : mismatch("postfix check", "no output", checkOutput.replace(/\n/g, " / ")),
+        s.postconf.status === 0 ? driftCheck(outputs.mainCfParameters, parsePostconf(s.postconf.output)) : failed("main.cf drift", `postconf -n: ${firstLine(s.postconf)}`),
+        fileCheck("aliases", PATHS.aliases, renderAliases(plan.settings), s.aliases),
+        fileCheck("mailname", PATHS.mailname, renderMailname(plan.settings), s.mailname),
+        compare("tls key file", "600 root:root", firstLine(s.key)),
+        compare("tls cert file", "644 root", firstLine(s.cert)),
+        expiry,
+        s.queue.status === 0 ? passed("mail queue", `${s.queue.output.trim()} messages queued`) : failed("mail queue", `postqueue -j: ${firstLine(s.queue)}`),
+    ];
+}
+
+/**
+ * As an outside client (XCLIENT, from the host itself through an SSH tunnel), asks to relay and
+ * expects a refusal. XCLIENT is refused for a moment after the reload: new smtpd processes read the
+ * new setting, so a refused XCLIENT is tried again for a few seconds.
+ */
+async function relayProbe(ssh: NodeSSH, address: string): Promise<Check> {
+    const name = "relay refused";
+    for (let attempt = 1; ; attempt++) {
+        const channel = await withTimeout(ssh.forwardOut("127.0.0.1", 0, address, 25), COMMAND_TIMEOUT_MS, `tunnel to ${address}:25`);
+        const session = new SmtpSession(channel, `${address}:25 (from the host)`);
+        try {
+            expectClass(await session.read(), 2, "greeting");
+            expectClass(await session.command(`EHLO ${OUTSIDER.name}`), 2, "EHLO");
+            const xclient = await session.command(`XCLIENT ADDR=${OUTSIDER.addr} NAME=${OUTSIDER.name}`);
+            if (xclient.code !== 220) {
+                if (attempt === 10) return failed(name, `XCLIENT refused: ${replyText(xclient)}`);
+                await new Promise((resolve) => setTimeout(resolve, 500));
+                continue;
+            }
+            expectClass(await session.command(`EHLO ${OUTSIDER.name}`), 2, "EHLO after XCLIENT");
+            const mail = await session.command(`MAIL FROM:<probe@${OUTSIDER.name}>`);
+            const refusal = mail.code >= 500 ? mail : await session.command(`RCPT TO:<probe@${OUTSIDER.name}>`);
+            const seen = `${replyText(refusal)} (as ${OUTSIDER.addr} through XCLIENT)`;
+            return refusal.code >= 500 ? passed(name, seen) : mismatch(name, `5xx to an outside client relaying`, seen);
+        } finally {
+            await session.close();
+        }
+    }
+}
+
+/** The relay probe inside the XCLIENT window, which the host closes when our stdin ends. */
+async function relayChecks(ssh: NodeSSH, plan: ServerPlan): Promise<Check[]> {
+    const listen = plan.settings.listenAddresses[0];
+    const hosts = [...new Set([postfixAddress(listen), "127.0.0.1"])];
+    const stdin = new PassThrough();
+    let stdout = "";
+    let opened!: () => void;
+    const ready = new Promise<void>((resolve) => (opened = resolve));
+    const window = ssh.execCommand(remoteCommand(xclientWindowScript(hosts), plan.ssh.user), {
+        stdin,
+        onStdout: (chunk) => {
+            stdout += chunk.toString("utf8");
+            if (/^ready$/m.test(stdout)) opened();
+        },
+    });
+    let relay: Check;
+    try {
+        const isOpen = await withTimeout(Promise.race([ready.then(() => true), window.then(() => false)]), COMMAND_TIMEOUT_MS, "XCLIENT window");
+        relay = isOpen ? await relayProbe(ssh, listen.text) : failed("relay refused", `could not open the XCLIENT window: ${(await window).stderr.trim()}`);
+    } catch (error) {
+        relay = failed("relay refused", (error as Error).message);
+    } finally {
+        stdin.end();
+    }
+    const closed = await withTimeout(window, COMMAND_TIMEOUT_MS, "closing the XCLIENT window").catch((error: Error) => ({ stderr: error.message }));
+    // Nothing was changed when the window never opened (postfix down, XCLIENT already configured).
+    const touched = /^main\.cf /m.test(stdout) || /^ready$/m.test(stdout);
+    return touched ? [relay, ...restoredChecks(stdout + (closed.stderr ? `\n${closed.stderr}` : ""))] : [relay];
+}
+
+async function deliveryCheck(ssh: NodeSSH, plan: ServerPlan, user: string, subject: string | undefined): Promise<Check> {
+    if (subject === undefined) return failed("delivery", "nothing was sent");
+    const r = await runScript(ssh, plan.ssh.user, maildirWaitScript(user, subject, DELIVERY_WAIT_SECONDS), "delivery");
+    return r.code === 0 ? passed("delivery", r.stdout.trim()) : mismatch("delivery", `the message in ~${user}/Maildir/new`, r.stderr.trim());
+}
+
+async function verifyServer({ plan, outputs }: Target, options: Options, secretKey: string | undefined): Promise<ServerReport> {
+    if (!outputs) return { name: plan.name, checks: [failed("deployed", "not in the stack's outputs: run pulumi up")] };
+    const sshTarget = `${plan.ssh.user}@${plan.ssh.host}:${plan.ssh.port}`;
+    // SSH and SMTP in parallel: an unreachable host costs one timeout, not two.
+    const connecting = connectSsh(plan.ssh, secretKey);
+    connecting.catch(() => undefined); // handled below, after the SMTP checks: not an unhandled rejection meanwhile
+    const { checks: smtp, subject } = await smtpChecks(plan, outputs, options);
+    let ssh: NodeSSH;
+    try {
+        ssh = await connecting;
+    } catch (error) {
+        return { name: plan.name, checks: [failed("ssh", `${sshTarget}: ${(error as Error).message}`), ...smtp] };
+    }
+    const checks = [passed("ssh", `${sshTarget}${plan.ssh.hostKey ? ", host key pinned" : ""}`)];
+    // A phase that breaks (a command timing out) is one cross; the others still run.
+    const phase = async (name: string, run: () => Promise<Check[]>) => {
+        try {
+            checks.push(...(await run()));
+        } catch (error) {
+            checks.push(failed(name, (error as Error).message));
+        }
+    };
+    try {
+        await phase("host checks", () => hostChecks(ssh, plan, outputs));
+        checks.push(...smtp);
+        await phase("relay refused", () => relayChecks(ssh, plan));
+        const user = options.send;
+        if (user) await phase("delivery", async () => [await deliveryCheck(ssh, plan, user, subject)]);
+    } finally {
+        ssh.dispose();
+    }
+    return { name: plan.name, checks };
+}
+
+async function main(): Promise<number> {
+    const options = parseArgs(process.argv.slice(2));
+    const { targets, secretKey } = readStack(options);
+    const servers: ServerReport[] = [];
+    for (const target of targets) servers.push(await verifyServer(target, options, secretKey));
+    const result = report(options.stack, servers);
+    process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatReport(result));
+    return result.failed === 0 ? 0 : 1;
+}
+
+if (require.main === module) {
+    main().then(
+        (code) => (process.exitCode = code),
+        (error: Error) => {
+            process.stderr.write(`verify: ${error instanceof UsageError ? error.message : error.stack}\n`);
+            process.exitCode = 2;
+        },
+    );
+}
