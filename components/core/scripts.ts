@@ -204,3 +204,70 @@ export function parseHostFacts(stdout: string): { compatibilityLevel: string; ma
     }
     return { compatibilityLevel, mailVersion };
 }
+
+/**
+ * The last step of every deployment that changed something: postfix runs, each listen address
+ * answers `220`, and a client outside the trusted networks cannot relay. The outside client is
+ * simulated with XCLIENT, allowed only for this host's own addresses and only for the seconds of
+ * the probe (restored by a trap); nothing is sent: the probe quits after RCPT. A failure fails
+ * `pulumi up`. Bash, for /dev/tcp: Debian always has it.
+ */
+export function deployCheckScript(addresses: readonly string[], inputs: string): string {
+    const quoted = addresses.map(shq).join(" ");
+    return script(
+        `# inputs: ${inputs}`,
+        `set -- ${quoted}`,
+        "failures=0",
+        "report() {",
+        "    echo \"$1 $2\"",
+        "    if [ \"$1\" != ok ]; then failures=$((failures + 1)); fi",
+        "}",
+        "reply() { # the last line of the next SMTP reply (10 s at most)",
+        "    while IFS= read -r -t 10 line <&3; do",
+        "        line=${line%$'\\r'}",
+        "        case \"$line\" in [0-9][0-9][0-9]-*) ;; *) echo \"$line\"; return 0 ;; esac",
+        "    done",
+        "    echo 'no reply'",
+        "}",
+        "say() { printf '%s\\r\\n' \"$1\" >&3; }",
+        "if postfix status >/dev/null 2>&1; then report ok 'postfix is running'; else report FAIL 'postfix is not running'; fi",
+        "close_probe() { exec 3>&- 3<&-; }",
+        "for address in \"$@\"; do",
+        "    host=${address#[}; host=${host%]}",
+        "    if ! exec 3<>\"/dev/tcp/$host/25\"; then report FAIL \"$address:25 does not answer\"; continue; fi",
+        "    banner=$(reply)",
+        "    case \"$banner\" in 220*) report ok \"$address:25 answers: $banner\" ;; *) report FAIL \"$address:25 answers: $banner\" ;; esac",
+        "    say QUIT; reply >/dev/null; close_probe",
+        "done",
+        // The relay probe, from this host to its first address, posing as an outside client.
+        `param=smtpd_authorized_xclient_hosts`,
+        "if postconf -n | grep -q \"^$param =\"; then",
+        "    report FAIL \"$param is set in main.cf: the relay check will not touch it\"",
+        "elif postfix status >/dev/null 2>&1; then",
+        "    restore() { postconf -X \"$param\"; postfix reload >/dev/null 2>&1 || true; }",
+        "    trap restore EXIT",
+        "    trap 'exit 1' HUP INT TERM",
+        "    postconf -e \"$param=$* 127.0.0.1\"",
+        "    postfix reload >/dev/null 2>&1",
+        "    host=${1#[}; host=${host%]}",
+        "    exec 3<>\"/dev/tcp/$host/25\"",
+        "    reply >/dev/null",
+        "    say 'EHLO relay-check.invalid'; reply >/dev/null",
+        "    say 'XCLIENT ADDR=192.0.2.1 NAME=relay-check.invalid'; xclient=$(reply)",
+        "    say 'EHLO relay-check.invalid'; reply >/dev/null",
+        "    say 'MAIL FROM:<probe@relay-check.invalid>'; reply >/dev/null",
+        "    say 'RCPT TO:<probe@relay-check.invalid>'; rcpt=$(reply)",
+        "    say QUIT; reply >/dev/null; close_probe",
+        "    restore; trap - EXIT",
+        "    case \"$xclient|$rcpt\" in",
+        "        220*'|5'*) report ok \"an outside client cannot relay: $rcpt\" ;;",
+        "        220*) report FAIL \"OPEN RELAY: an outside client got '$rcpt' for an outside recipient\" ;;",
+        "        *) report FAIL \"could not pose as an outside client (XCLIENT answered '$xclient')\" ;;",
+        "    esac",
+        "fi",
+        "if [ \"$failures\" -gt 0 ]; then",
+        "    echo \"pulumi-postfix: the server failed $failures check(s) after the deployment (above)\" >&2",
+        "    exit 1",
+        "fi",
+    );
+}

@@ -15,7 +15,7 @@ export function script(...lines: string[]): string {
  * a non-root user goes through `sudo -n` (no password prompt: there is no terminal). Standard
  * input passes through both, which is how file contents and keys travel.
  */
-export function remoteCommand(body: string, user: string): string {
-    const run = `sh -c ${shq(body)}`;
+export function remoteCommand(body: string, user: string, shell: "sh" | "bash" = "sh"): string {
+    const run = `${shell} -c ${shq(body)}`;
     return user === "root" ? run : `sudo -n ${run}`;
 }

@@ -19,14 +19,15 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
     const stack = new Stack(name);
     let host: HostInfo;
 
-    const config = (changes: { messageSizeLimit?: number; listenAddresses?: string[] } = {}) => ({
+    const config = (changes: { messageSizeLimit?: number; listenAddresses?: string[]; unsafe?: Record<string, string> } = {}) => ({
         "postfix:domain": "e2e.test",
         "postfix:trustedNetworks": [`${subnet}.0/24`],
         "postfix:messageSizeLimit": changes.messageSizeLimit ?? 52428800,
         "postfix:mailUsers": ["fribeiro", "alice"],
         "postfix:aliases": { postmaster: "root", root: "fribeiro" },
         // Hold outbound mail: a test host never delivers outside. Log to a file: no syslog here.
-        "postfix:extraParameters": { defer_transports: "smtp", maillog_file: "/var/log/postfix.log" },
+        "postfix:extraParameters": { defer_transports: "smtp", maillog_file: "/var/log/postfix.log", ...changes.unsafe },
+        "postfix:allowUnsafeOverrides": changes.unsafe !== undefined,
         "postfix:servers": [{
             name: "mx",
             hostname: "mx.e2e.test",
@@ -124,7 +125,7 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
         test("a new message size limit re-runs only main.cf and the service step, and reloads", () => {
             const pid = masterPid(name);
             stack.configure(config({ messageSizeLimit: 10485760 }));
-            assert.deepEqual(stack.plannedChanges(), { "mx-main-cf": "update", "mx-service": "update" });
+            assert.deepEqual(stack.plannedChanges(), { "mx-main-cf": "update", "mx-service": "update", "mx-verify": "update" });
             const diff = stack.ok(["preview", "--diff"]).stdout;
             console.log(diff.split("\n").filter((l) => /message_size_limit|[~±] .*Command/.test(l)).map((l) => `# ${l}`).join("\n"));
             assert.match(diff, /-\s*message_size_limit = 52428800/, "the diff shows the old value");
@@ -142,6 +143,20 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             assert.notEqual(masterPid(name), pid, "listeners need a stop and start");
             const banner = replies(swaks(secondAddress, lanClient, ["--ehlo", "pc.e2e.test", "--quit-after", "EHLO"]))[0];
             assert.match(banner, /^220 mx\.e2e\.test ESMTP$/);
+        });
+
+        test("a deployment that opens the relay fails pulumi up, and the next good one fixes it", () => {
+            // Trust everyone: recipient restrictions keep permit_mynetworks first, so this relays.
+            // (Relay and recipient restrictions both "permit" would not relay: smtpd refuses to start.)
+            const open = { mynetworks: "0.0.0.0/0", smtpd_client_restrictions: "permit", smtpd_relay_restrictions: "permit" };
+            stack.configure(config({ messageSizeLimit: 10485760, listenAddresses: [address, secondAddress], unsafe: open }));
+            const up = stack.run(["up", "--yes", "--skip-preview"]);
+            assert.notEqual(up.status, 0, "pulumi up must fail");
+            assert.match(up.stdout + up.stderr, /OPEN RELAY: an outside client got '250 2\.1\.5 Ok'/);
+            stack.configure(config({ messageSizeLimit: 10485760, listenAddresses: [address, secondAddress] }));
+            const fixed = stack.up();
+            assert.match(fixed.stdout, /ok an outside client cannot relay: 554 5\.7\.1/);
+            assert.equal(hostSh(name, "postconf -n | grep -c smtpd_authorized_xclient_hosts").stdout.trim(), "0", "the probe leaves no XCLIENT behind");
         });
 
         test("pulumi destroy stops and removes postfix, keeps mail, users and the system files", () => {

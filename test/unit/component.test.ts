@@ -77,6 +77,7 @@ test("the graph: steps, their order, their parent", async () => {
         "command:remote:Command server-service",
         "command:remote:Command server-tls-cert",
         "command:remote:Command server-tls-key",
+        "command:remote:Command server-verify",
         "postfix:index:PostfixServer server",
         "tls:index/privateKey:PrivateKey server-tls-key",
         "tls:index/selfSignedCert:SelfSignedCert server-tls-cert",
@@ -85,6 +86,7 @@ test("the graph: steps, their order, their parent", async () => {
     assert.deepEqual(dependsOn.get("server-aliases"), ["server-install", "server-mail-users"], "alias users exist first");
     assert.deepEqual(dependsOn.get("server-main-cf"), ["server-tls-key", "server-tls-cert", "server-mailname"], "main.cf goes live after the files it names");
     assert.deepEqual(dependsOn.get("server-service"), ["server-tls-key", "server-tls-cert", "server-mailname", "server-aliases", "server-main-cf"]);
+    assert.deepEqual(dependsOn.get("server-verify"), ["server-service"], "the deployment is checked last");
     assert.deepEqual(endpoints, ["127.0.0.1:25", "192.168.1.100:25"]);
     assert.equal(fingerprint, execFileSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256", "-in", join(dir, "cert.pem")], { encoding: "utf8" }).trim().split("=")[1]);
     assert.equal(parameters.message_size_limit, "52428800");
@@ -93,12 +95,12 @@ test("the graph: steps, their order, their parent", async () => {
 
 test("secrets: the TLS key and the SSH key are secret, and never in a command line", async () => {
     const commands = registered.filter((r) => r.type === "command:remote:Command");
-    assert.equal(commands.length, 8);
+    assert.equal(commands.length, 9);
     for (const c of commands) {
         assert.ok(isSecret(c.inputs.connection), `${c.name}: connection is secret`);
         const lines = [plain(c.inputs.create), plain(c.inputs.delete) ?? ""].join("\n");
         assert.ok(!lines.includes("SSH-KEY-MATERIAL") && !lines.includes(TLS_KEY.split("\n")[1]), `${c.name}: no key in its command line`);
-        assert.match(plain(c.inputs.create), /^sudo -n sh -c /, `${c.name}: a non-root user goes through sudo`);
+        assert.match(plain(c.inputs.create), /^sudo -n (ba)?sh -c /, `${c.name}: a non-root user goes through sudo`);
         assert.equal(c.inputs.addPreviousOutputInEnv, false);
     }
     const keyStep = commands.find((c) => c.name === "server-tls-key")!;

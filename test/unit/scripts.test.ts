@@ -6,10 +6,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
-    installScript, MANAGED_FILES, mailUsersScript, parseHostFacts, removeFileScript, serviceScript,
+    deployCheckScript, installScript, MANAGED_FILES, mailUsersScript, parseHostFacts, removeFileScript, serviceScript,
     stopServiceScript, uninstallScript, writeFileScript,
 } from "../../components/core/scripts";
 import { remoteCommand, shq } from "../../components/core/shell";
+
+const BASH_SCRIPTS: Record<string, string> = {
+    deployCheck: deployCheckScript(["192.168.1.100", "[fd00::25]"], "0123abcd"),
+};
 
 const SCRIPTS: Record<string, string> = {
     install: installScript(120),
@@ -37,6 +41,12 @@ test("every host script passes shellcheck, alone and as the command line sent", 
             assert.equal(result.status, 0, `${name} (${kind}):\n${result.stdout}`);
         }
         assert.match(body, /^set -eu\n/, `${name} starts with set -eu`);
+    }
+    for (const [name, body] of Object.entries(BASH_SCRIPTS)) {
+        const file = join(dir, "script.sh");
+        writeFileSync(file, body);
+        const result = spawnSync("shellcheck", ["-s", "bash", file], { encoding: "utf8" });
+        assert.equal(result.status, 0, `${name}:\n${result.stdout}`);
     }
 });
 
