@@ -1,5 +1,5 @@
 // How the workstation reaches a server. Validated like the mail options.
-import { domainProblem, KeyOf, UNIX_USER } from "./validate";
+import { CONTROL, domainProblem, KeyOf, MAX_VALUE_LENGTH, UNIX_USER } from "./validate";
 import { parseAddress } from "./net";
 import { homedir } from "node:os";
 
@@ -36,7 +36,8 @@ export function validateSsh(raw: unknown, keyOf: KeyOf): { ssh?: SshSettings; pr
     const o = raw as Record<string, unknown>;
     for (const key of Object.keys(o)) if (!SSH_KEYS.has(key)) add(key, `is not a known option (known: ${[...SSH_KEYS].join(", ")})`);
     for (const [key, value] of Object.entries(o)) {
-        if (typeof value === "string" && /[\u0000-\u001f\u007f]/.test(value)) add(key, "contains a control character");
+        if (typeof value === "string" && CONTROL.test(value)) add(key, "contains a control character");
+        if (typeof value === "string" && value.length > MAX_VALUE_LENGTH) add(key, `is longer than ${MAX_VALUE_LENGTH} characters`);
     }
     const host = o.host;
     if (typeof host !== "string" || (!parseAddress(host) && domainProblem(host, false))) add("host", "must be an IP address or a host name");

@@ -26,9 +26,9 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const LOCAL_PART = /^[a-z0-9][a-z0-9._+-]{0,63}$/;
 export const UNIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 const PARAMETER_NAME = /^[a-z][a-z0-9_]{0,99}$/;
-const MAX_VALUE_LENGTH = 4096;
+export const MAX_VALUE_LENGTH = 4096;
 // C0 controls, DEL, C1 controls, and Unicode line and paragraph separators.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+export const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** A domain or host name: lower-case ASCII labels (internationalised names in their xn-- form). */
 export function domainProblem(name: string, requireDot: boolean): string | undefined {
@@ -215,6 +215,7 @@ function listenAddresses(c: Checker, value: unknown, trusted: Cidr[] | undefined
         const path = `listenAddresses[${i}]`;
         const address = parseAddress(text);
         if (!address) return c.add(path, `"${text}" is not an IPv4 or IPv6 address (names like "all" are not allowed: list the addresses)`);
+        if (address.value === 0n) return c.add(path, `"${text}" listens on every interface, like "all": list the addresses`);
         if (parsed.some((other) => other.value === address.value && other.family === address.family)) {
             return c.add(path, `"${text}" is listed twice`);
         }
@@ -341,7 +342,8 @@ function extras(c: Checker, value: unknown, allowUnsafe: boolean, messageSizeLim
         }
         const parameter = parameterValue(c, path, raw);
         if (parameter === undefined) continue;
-        if (name === "mailbox_size_limit" && messageSizeLimit && Number(parameter) !== 0 && Number(parameter) < messageSizeLimit) {
+        if (name === "mailbox_size_limit" && messageSizeLimit
+            && (!/^\d+$/.test(String(parameter)) || (Number(parameter) !== 0 && Number(parameter) < messageSizeLimit))) {
             c.add(path, "must be 0 or at least messageSizeLimit, or local delivery stops");
             continue;
         }
