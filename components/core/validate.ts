@@ -52,7 +52,9 @@ class Checker {
 
     add(path: string, message: string): void {
         if (this.tainted.some((t) => t === path || t.startsWith(`${path}.`) || t.startsWith(`${path}[`) || path.startsWith(t))) return;
-        this.problems.push(`${this.keyOf(path)} ${message}`);
+        // A key the user wrote may itself hold control characters: show them escaped, never raw.
+        const key = this.keyOf(path).replace(new RegExp(CONTROL.source, "g"), (ch) => JSON.stringify(ch).slice(1, -1));
+        this.problems.push(`${key} ${message}`);
     }
 
     isObject(value: unknown): value is Record<string, unknown> {
@@ -336,7 +338,7 @@ function extras(c: Checker, value: unknown, allowUnsafe: boolean, messageSizeLim
             c.add(path, "would replace a safety setting (relay, client or recipient control); set allowUnsafeOverrides: true only if you mean it");
             continue;
         }
-        if (TYPED_OPTION_OF[name] && !SAFETY_PARAMETERS.has(name)) {
+        if (Object.hasOwn(TYPED_OPTION_OF, name) && !SAFETY_PARAMETERS.has(name)) {
             c.add(path, `is managed by the option "${TYPED_OPTION_OF[name]}": set that instead`);
             continue;
         }

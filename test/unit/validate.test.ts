@@ -124,3 +124,14 @@ test("stack config: a server entry overrides a shared option", () => {
     const { servers: plans } = readStackConfig({ ...config, "postfix:servers": JSON.stringify(servers) });
     assert.equal(plans[0].settings.messageSizeLimit, 10485760);
 });
+
+test("keys are shown escaped: a newline in a key never starts a new line of the error", () => {
+    const found = problems((o) => (o.aliases["evil\nroot"] = "fribeiro"));
+    assert.ok(found.length > 0);
+    for (const p of found) assert.ok(!p.includes("\n"), JSON.stringify(p));
+    assert.ok(found.some((p) => p.includes("evil\\nroot")), found.join(" | "));
+});
+
+test("an extra parameter named like a JavaScript built-in is just an unknown parameter", () => {
+    assert.deepEqual(problems((o) => (o.extraParameters = { constructor: "x" })), []);
+});
