@@ -1,0 +1,202 @@
+// Issue 7's benchmark: `npm run bench [-- --runs N] [-- --json FILE]` (root; not part of npm test).
+// Every figure is measured on fresh Debian 12 test hosts (127.0.40.x-127.0.44.x, named bench-*),
+// against a floor: one plain SSH session doing the same install, or an empty Pulumi program.
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { dirname, join } from "node:path";
+import { renderPreseed } from "../components/core/files";
+import { validateMailOptions } from "../components/core/validate";
+import { hostDown, hostOk, HostInfo, hostUp } from "../test/e2e/support/host";
+import { Stack } from "../test/e2e/support/pulumi";
+import { median, ScratchProject, timed, withEnv } from "./support";
+
+const args = process.argv.slice(2);
+const option = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const RUNS = Number(option("--runs") ?? 3);
+const JSON_FILE = option("--json");
+
+/** metric -> one sample per run. */
+const samples = new Map<string, number[]>();
+const record = (metric: string, value: number) => samples.set(metric, [...(samples.get(metric) ?? []), value]);
+let changeSteps: Record<string, string> = {};
+let changeStepsFrom = "preview --json";
+
+// ------------------------------------------------------------------------------------------------
+// Measuring: wall time, and the SSH logins the hosts' sshd logged meanwhile (testhost.sh starts
+// sshd with `-E /var/log/sshd.log`; every accepted connection logs one "Accepted publickey").
+const sshLogins = (hosts: HostInfo[]) => hosts
+    .map((h) => readFileSync(join(h.rootDir, "var/log/sshd.log"), "utf8").match(/Accepted publickey/g)?.length ?? 0)
+    .reduce((a, b) => a + b, 0);
+
+function measure<T>(metric: string, hosts: HostInfo[], fn: () => T): T {
+    const before = sshLogins(hosts);
+    const [result, seconds] = timed(fn);
+    record(`${metric} (s)`, seconds);
+    if (hosts.length > 0) record(`${metric}: SSH connections`, sshLogins(hosts) - before);
+    return result;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Hosts and stacks, always removed again.
+const live = new Set<string>();
+function withHosts<T>(specs: Array<[string, string]>, fn: (hosts: HostInfo[]) => T): T {
+    try {
+        return fn(specs.map(([name, address]) => { live.add(name); return hostUp(name, "bookworm", address); }));
+    } finally {
+        for (const [name] of specs) { hostDown(name); live.delete(name); }
+    }
+}
+process.on("SIGINT", () => { for (const name of live) hostDown(name); process.exit(130); });
+
+const mail = (messageSizeLimit: number) => ({
+    domain: "bench.test",
+    trustedNetworks: ["127.0.40.0/21"],
+    messageSizeLimit,
+    mailUsers: ["fribeiro", "alice"],
+    aliases: { postmaster: "root", root: "fribeiro" },
+    // Outbound mail is held: a bench host never delivers outside.
+    extraParameters: { defer_transports: "smtp", maillog_file: "/var/log/postfix.log" },
+});
+const server = (h: HostInfo, i: number) => ({
+    name: `mx${i + 1}`, hostname: `mx${i + 1}.bench.test`, listenAddresses: [h.address],
+    ssh: { host: h.address, privateKeyPath: h.privateKeyPath, hostKey: h.hostPublicKey, dialErrorLimit: 3, perDialTimeout: 10 },
+});
+const config = (hosts: HostInfo[], messageSizeLimit = 52428800) => ({
+    ...Object.fromEntries(Object.entries(mail(messageSizeLimit)).map(([k, v]) => [`postfix:${k}`, v])),
+    "postfix:servers": hosts.map(server),
+});
+
+function withStack<T>(name: string, hosts: HostInfo[], fn: (stack: Stack) => T): T {
+    const stack = new Stack(name);
+    try {
+        stack.init(config(hosts));
+        return fn(stack);
+    } finally {
+        stack.remove();
+    }
+}
+
+const NO_CHANGE_UP = ["up", "--yes", "--skip-preview", "--expect-no-changes"];
+
+// ------------------------------------------------------------------------------------------------
+// 1-3 and the TS start-up variants: one host, one stack.
+function singleHost(precompiled: ScratchProject): { mainCf: string; aliases: string; mailname: string } {
+    return withHosts([["bench-a", "127.0.40.2"]], ([h]) => withStack("bench-a", [h], (stack) => {
+        measure("cold up [1 host]", [h], () => stack.up());
+        const files = { mainCf: hostOk(h.name, "cat /etc/postfix/main.cf"), aliases: hostOk(h.name, "cat /etc/aliases"), mailname: hostOk(h.name, "cat /etc/mailname") };
+        measure("no-change preview [1 host]", [h], () => stack.ok(["preview", "--expect-no-changes"]));
+        measure("no-change up [1 host]", [h], () => stack.ok(NO_CHANGE_UP));
+        // TS start-up: the same preview without type-checking, and from the precompiled dist/index.js.
+        measure("no-change preview, PULUMI_NODEJS_TRANSPILE_ONLY=true", [h],
+            () => withEnv("PULUMI_NODEJS_TRANSPILE_ONLY", "true", () => stack.ok(["preview", "--expect-no-changes"])));
+        measure("no-change preview, typescript: false + dist/index.js", [h],
+            () => precompiled.ok(stack.env, ["preview", "--expect-no-changes", "--stack", stack.name]));
+        stack.configure(config([h], 10485760));
+        changeSteps = measure("one-setting change: preview", [h], () => stack.plannedChanges());
+        const up = measure("one-setting change: up", [h], () => stack.ok(["up", "--yes", "--skip-preview", "--json"]));
+        const ran = upSteps(up.stdout);
+        if (ran) { changeSteps = ran; changeStepsFrom = "up --json"; }
+        return files;
+    }));
+}
+
+/** Steps of an `up --json` that were not "same", if the output carries them. */
+function upSteps(stdout: string): Record<string, string> | undefined {
+    try {
+        const steps = (JSON.parse(stdout).steps ?? []) as Array<{ op: string; urn: string }>;
+        return steps.length ? Object.fromEntries(steps.filter((s) => s.op !== "same").map((s) => [s.urn.split("::").pop()!, s.op])) : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+// The floor: one ssh session, one plain script doing what the component does on a fresh host.
+function floor(files: { mainCf: string; aliases: string; mailname: string }): void {
+    const address = "127.0.41.2";
+    withHosts([["bench-floor", address]], ([h]) => {
+        measure("floor: one ssh session", [h], () => {
+            const tls = spawnSync("sh", ["-c",
+                'd=$(mktemp -d) && openssl req -x509 -newkey rsa:2048 -nodes -days 1095 -subj /CN=mx1.bench.test -addext subjectAltName=DNS:mx1.bench.test ' +
+                '-keyout "$d/key" -out "$d/crt" 2>/dev/null && cat "$d/key" "$d/crt" && rm -rf "$d"'], { encoding: "utf8" });
+            if (tls.status !== 0) throw new Error(`openssl failed: ${tls.stderr}`);
+            const [key, cert] = tls.stdout.split(/(?=-----BEGIN CERTIFICATE-----)/);
+            const ssh = spawnSync("ssh", ["-i", h.privateKeyPath, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                "-o", `UserKnownHostsFile=${join(dirname(h.privateKeyPath), "known_hosts")}`, "-o", "StrictHostKeyChecking=yes",
+                `root@${address}`, "sh", "-s"], { input: floorScript({ ...files, mainCf: files.mainCf.replaceAll("127.0.40.2", address), key, cert }), encoding: "utf8" });
+            if (ssh.status !== 0) throw new Error(`floor script failed (${ssh.status}):\n${ssh.stdout}\n${ssh.stderr}`);
+        });
+        hostOk(h.name, "postfix status");
+    });
+}
+
+function floorScript(f: { mainCf: string; aliases: string; mailname: string; key: string; cert: string }): string {
+    const settings = validateMailOptions({ ...mail(52428800), hostname: "mx1.bench.test", listenAddresses: ["127.0.41.2"] }, (k) => k).settings!;
+    const file = (path: string, mode: string, content: string) => `cat >${path} <<'BENCH_EOF'\n${content.trimEnd()}\nBENCH_EOF\nchmod ${mode} ${path}`;
+    return [
+        "set -eu", "export DEBIAN_FRONTEND=noninteractive",
+        `debconf-set-selections <<'BENCH_EOF'\n${renderPreseed(settings).trimEnd()}\nBENCH_EOF`,
+        "apt-get -q -y install postfix postfix-doc >/dev/null",
+        "for u in fribeiro alice; do useradd --create-home --shell /usr/sbin/nologin \"$u\"; done",
+        file("/etc/ssl/private/server.key.insecure", "0600", f.key),
+        file("/etc/ssl/certs/server.crt", "0644", f.cert),
+        file("/etc/mailname", "0644", f.mailname),
+        file("/etc/aliases", "0644", f.aliases),
+        file("/etc/postfix/main.cf", "0644", f.mainCf),
+        "newaliases", "postfix start",
+    ].join("\n") + "\n";
+}
+
+// 4: one stack with 2 and 4 hosts (1 host is the single-host figure above).
+function scale(n: 2 | 4): void {
+    const specs = Array.from({ length: n }, (_, i): [string, string] => [`bench-s${n}-${i + 1}`, `127.0.${n === 2 ? 42 : 43}.${i + 2}`]);
+    withHosts(specs, (hosts) => withStack(`bench-s${n}`, hosts, (stack) => {
+        measure(`cold up [${n} hosts]`, hosts, () => stack.up());
+        measure(`no-change up [${n} hosts]`, hosts, () => stack.ok(NO_CHANGE_UP));
+    }));
+}
+
+// ------------------------------------------------------------------------------------------------
+function report(load: { start: number[]; end: number[] }): string {
+    const stat = (metric: string) => { const v = samples.get(metric) ?? []; return { median: median(v), min: Math.min(...v), max: Math.max(...v), samples: v }; };
+    const fmt = (x: number, metric: string) => (metric.endsWith("(s)") ? x.toFixed(1) : String(x));
+    const rows = [...samples.keys()].map((m) => { const s = stat(m); return `| ${m} | ${fmt(s.median, m)} | ${fmt(s.min, m)} | ${fmt(s.max, m)} |`; });
+    const ratio = (a: string, b: string) => `${(stat(`${a} (s)`).median / stat(`${b} (s)`).median).toFixed(1)}x`;
+    const ssh = (m: string) => stat(`${m}: SSH connections`).median;
+    const lines = [
+        `${RUNS} runs; median, min, max. Load average (1, 5, 15 min) at start ${load.start.map((l) => l.toFixed(2)).join(" ")}, at end ${load.end.map((l) => l.toFixed(2)).join(" ")}.`,
+        "", "| measure | median | min | max |", "|---|---|---|---|", ...rows, "",
+        `- cold converge vs floor (one ssh session): ${ratio("cold up [1 host]", "floor: one ssh session")}`,
+        `- no-change preview vs empty program preview: ${ratio("no-change preview [1 host]", "empty program: preview")}; SSH connections: ${ssh("no-change preview [1 host]")}`,
+        `- no-change up vs empty program up: ${ratio("no-change up [1 host]", "empty program: up")}; SSH connections: ${ssh("no-change up [1 host]")}`,
+        `- one-setting change (messageSizeLimit): up ${stat("one-setting change: up (s)").median.toFixed(1)} s, ${ssh("one-setting change: up")} SSH connections; steps (${changeStepsFrom}): ${Object.entries(changeSteps).map(([k, v]) => `${k} ${v}`).join(", ")}`,
+        `- scale, cold up 1/2/4 hosts: ${[1, 2, 4].map((n) => stat(`cold up [${n} host${n > 1 ? "s" : ""}] (s)`).median.toFixed(1)).join(" / ")} s; no-change up: ${[1, 2, 4].map((n) => stat(`no-change up [${n} host${n > 1 ? "s" : ""}] (s)`).median.toFixed(1)).join(" / ")} s`,
+        `- TS start-up, no-change preview: type-checked ${stat("no-change preview [1 host] (s)").median.toFixed(1)} s, transpile only ${stat("no-change preview, PULUMI_NODEJS_TRANSPILE_ONLY=true (s)").median.toFixed(1)} s, precompiled ${stat("no-change preview, typescript: false + dist/index.js (s)").median.toFixed(1)} s`,
+    ];
+    if (JSON_FILE) writeFileSync(JSON_FILE, JSON.stringify({ runs: RUNS, load, metrics: Object.fromEntries([...samples.keys()].map((m) => [m, stat(m)])), changeSteps, changeStepsFrom }, null, 2) + "\n");
+    return lines.join("\n");
+}
+
+function main(): void {
+    const start = loadavg();
+    console.log(`load average at start: ${start.map((l) => l.toFixed(2)).join(" ")}`);
+    const empty = ScratchProject.empty();
+    const precompiled = ScratchProject.precompiled();
+    try {
+        empty.init();
+        for (let run = 1; run <= RUNS; run++) {
+            console.log(`run ${run}/${RUNS}`);
+            measure("empty program: preview", [], () => empty.ok(empty.env, ["preview", "--expect-no-changes", "--stack", "bench-empty"]));
+            measure("empty program: up", [], () => empty.ok(empty.env, ["up", "--yes", "--skip-preview", "--expect-no-changes", "--stack", "bench-empty"]));
+            floor(singleHost(precompiled));
+            scale(2);
+            scale(4);
+        }
+    } finally {
+        empty.remove();
+        precompiled.remove();
+    }
+    console.log(report({ start, end: loadavg() }));
+}
+
+main();
