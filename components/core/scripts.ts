@@ -14,6 +14,22 @@ const WITH_TERMINAL = [
     "}",
 ];
 
+/** start/stop/restart/reload of postfix: systemctl under systemd, postfix(1) in containers and chroots. */
+const SERVICE_CONTROL = [
+    ...WITH_TERMINAL,
+    "if [ -d /run/systemd/system ]; then",
+    "    start() { systemctl start postfix; }",
+    "    stop() { systemctl stop postfix; }",
+    "    restart() { systemctl restart postfix; }",
+    "    reload() { systemctl reload postfix; }",
+    "else",
+    "    start() { with_terminal postfix start; }",
+    "    stop() { with_terminal postfix stop; }",
+    "    restart() { stop; start; }",
+    "    reload() { with_terminal postfix reload; }",
+    "fi",
+];
+
 /** Installs postfix and postfix-doc once, answering debconf from stdin; prints what the host runs. */
 export function installScript(aptLockTimeoutSeconds: number): string {
     return script(
@@ -153,16 +169,7 @@ export function serviceScript(inputs: string): string {
     return script(
         `# inputs: ${inputs}`,
         `state=${shq(PATHS.stateDir)}`,
-        ...WITH_TERMINAL,
-        "if [ -d /run/systemd/system ]; then",
-        "    start() { systemctl start postfix; }",
-        "    restart() { systemctl restart postfix; }",
-        "    reload() { systemctl reload postfix; }",
-        "else",
-        "    start() { with_terminal postfix start; }",
-        "    restart() { with_terminal postfix stop; with_terminal postfix start; }",
-        "    reload() { with_terminal postfix reload; }",
-        "fi",
+        ...SERVICE_CONTROL,
         "running() { postfix status >/dev/null 2>&1; }",
         "if ! running; then",
         "    start",
@@ -187,10 +194,8 @@ export function serviceScript(inputs: string): string {
 
 export function stopServiceScript(): string {
     return script(
-        ...WITH_TERMINAL,
-        "if postfix status >/dev/null 2>&1; then",
-        "    if [ -d /run/systemd/system ]; then systemctl stop postfix; else with_terminal postfix stop; fi",
-        "fi",
+        ...SERVICE_CONTROL,
+        "if postfix status >/dev/null 2>&1; then stop; fi",
     );
 }
 
