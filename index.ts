@@ -19,9 +19,13 @@ servers.forEach((server, i) => {
 // RunError: Pulumi prints the message alone, without a stack trace.
 if (problems.length > 0) throw new pulumi.RunError(new ConfigError(problems).message);
 
-const sshPrivateKey = new pulumi.Config(NAMESPACE).getSecret("sshPrivateKey");
-const components = servers.map((server) =>
-    new PostfixServer(server.name, { ...server.options, ssh: server.sshOptions, sshPrivateKey }));
+const config = new pulumi.Config(NAMESPACE);
+const sshPrivateKey = config.getSecret("sshPrivateKey");
+const relayHostPassword = config.getSecret("relayHostPassword");
+const components = servers.map((server) => new PostfixServer(server.name, {
+    ...server.options, ssh: server.sshOptions, sshPrivateKey,
+    relayHostPassword: server.settings.relayHost?.username === undefined ? undefined : relayHostPassword,
+}));
 
 /** Per server: where to send mail, the certificate to expect, and what main.cf says. */
 export const mailServers = Object.fromEntries(components.map((c, i) => [servers[i].name, {

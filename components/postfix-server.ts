@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { renderAliases, renderMailname, renderPreseed } from "./core/files";
+import { renderAliases, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "./core/files";
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
 import {
@@ -14,13 +14,15 @@ import {
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
 import { remoteCommand } from "./core/shell";
 import { expandHome, SshOptions, SshSettings, validateSsh } from "./core/ssh";
-import { ConfigError, validateMailOptions } from "./core/validate";
+import { ConfigError, relayPasswordProblem, validateMailOptions } from "./core/validate";
 
 export interface PostfixServerArgs extends MailOptions {
     /** How the workstation reaches the server over SSH. */
     ssh: SshOptions;
     /** SSH private key (PEM or OpenSSH), as a secret. Used when `ssh.privateKeyPath` is not set; without either, the SSH agent is used. */
     sshPrivateKey?: pulumi.Input<string>;
+    /** SASL password for `relayHost.username`, as a secret. Written only to `/etc/postfix/sasl_passwd` (0600 root). */
+    relayHostPassword?: pulumi.Input<string>;
 }
 
 /**
@@ -43,7 +45,7 @@ export class PostfixServer extends pulumi.ComponentResource {
 
     constructor(name: string, args: PostfixServerArgs, opts?: pulumi.ComponentResourceOptions) {
         // Validate before registering anything: a wrong value never reaches the engine or the host.
-        const { settings, ssh } = validateArgs(args);
+        const { settings, ssh, relayPassword } = validateArgs(args);
         super("postfix:index:PostfixServer", name, {}, opts);
         const parent = { parent: this };
         const connection = connectionOf(ssh, args.sshPrivateKey);
@@ -91,24 +93,35 @@ export class PostfixServer extends pulumi.ComponentResource {
                 stdin: content,
                 delete: removeOnDestroy ? removeFileScript(managed) : undefined,
             }, after);
-        const files = [
+        const relay = settings.relayHost;
+        // main.cf names these files: they are in place before it goes live.
+        const named = [
             // Secret here too, whatever the provider marks: the key must never show in a diff or log.
             file("tls-key", MANAGED_FILES.tlsKey, pulumi.secret(key.privateKeyPem), [install], true),
             file("tls-cert", MANAGED_FILES.tlsCert, cert.certPem, [install], true),
             file("mailname", MANAGED_FILES.mailname, renderMailname(settings), [install]),
-            file("aliases", MANAGED_FILES.aliases, renderAliases(settings), [install, ...users]),
+            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install]),
+            ...(relay?.username && relayPassword !== undefined
+                ? [file("sasl-passwd", MANAGED_FILES.saslPasswd, pulumi.secret(pulumi.output(relayPassword).apply((p) => renderSaslPasswd(settings, checkedPassword(p)))), [install], true)]
+                : []),
+            ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem, [install], true)] : []),
         ];
-        // main.cf names the key and certificate: it goes live after them.
-        files.push(file("main-cf", MANAGED_FILES.mainCf, mainCf, files.slice(0, 3)));
+        const aliases = file("aliases", MANAGED_FILES.aliases, renderAliases(settings), [install, ...users]);
+        const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, named);
+        const masterServices = renderMasterServices(settings);
+        const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [mainCfStep]);
 
-        const digest = pulumi.all([key.publicKeyPem, cert.certPem, renderMailname(settings), renderAliases(settings), mainCf])
+        // Every file whose change needs a reload; sasl_passwd is a lookup table postfix re-reads, and stays out of this digest.
+        const digest = pulumi.all([key.publicKeyPem, cert.certPem, renderMailname(settings), renderAliases(settings), mainCf,
+            renderVirtualAliases(settings), masterServices, relay?.caCertificatePem ?? ""])
             .apply((contents) => sha256(contents.join("\0")));
-        const service = step("service", { create: digest.apply(serviceScript), delete: stopServiceScript() }, files);
+        const service = step("service", { create: digest.apply(serviceScript), delete: stopServiceScript() }, [...named, aliases, mainCfStep, masterCf]);
         // A deployment that leaves postfix down, deaf or open to relay fails here.
         const addresses = settings.listenAddresses.map(postfixAddress);
-        step("verify", { create: digest.apply((d) => deployCheckScript(addresses, d)), shell: "bash" }, [service]);
+        const ports = settings.submission ? [25, 587] : [25];
+        step("verify", { create: digest.apply((d) => deployCheckScript(addresses, ports, d)), shell: "bash" }, [service]);
 
-        this.smtpEndpoints = pulumi.output(settings.listenAddresses.map((a) => `${postfixAddress(a)}:25`));
+        this.smtpEndpoints = pulumi.output(addresses.flatMap((a) => ports.map((port) => `${a}:${port}`)));
         this.certificatePem = cert.certPem;
         this.certificateSha256 = cert.certPem.apply(fingerprintSha256);
         this.mainCfParameters = parameters.apply(asRecord);
@@ -123,13 +136,28 @@ export class PostfixServer extends pulumi.ComponentResource {
     }
 }
 
-function validateArgs(args: PostfixServerArgs): { settings: Settings; ssh: SshSettings } {
-    const { ssh: rawSsh, sshPrivateKey: _secret, ...mail } = args;
+function validateArgs(args: PostfixServerArgs): { settings: Settings; ssh: SshSettings; relayPassword?: pulumi.Input<string> } {
+    const { ssh: rawSsh, sshPrivateKey: _secret, relayHostPassword, ...mail } = args;
     const checked = validateMailOptions(mail, (path) => `args.${path}`);
     const ssh = validateSsh(rawSsh, (path) => `args.ssh${path ? `.${path}` : ""}`);
     const problems = [...checked.problems, ...ssh.problems];
+    const username = mail.relayHost?.username;
+    if (username !== undefined && relayHostPassword === undefined) {
+        problems.push("args.relayHostPassword must be set (as a secret) when relayHost.username is");
+    } else if (username === undefined && relayHostPassword !== undefined) {
+        problems.push("args.relayHostPassword is set but relayHost.username is not");
+    } else if (typeof relayHostPassword === "string" && relayPasswordProblem(relayHostPassword)) {
+        problems.push(`args.relayHostPassword ${relayPasswordProblem(relayHostPassword)}`);
+    }
     if (problems.length > 0 || !checked.settings || !ssh.ssh) throw new ConfigError(problems);
-    return { settings: checked.settings, ssh: ssh.ssh };
+    return { settings: checked.settings, ssh: ssh.ssh, relayPassword: relayHostPassword };
+}
+
+/** A secret known only when the engine runs: checked then, before sasl_passwd is rendered. */
+function checkedPassword(password: string): string {
+    const problem = relayPasswordProblem(password);
+    if (problem) throw new ConfigError([`relayHostPassword ${problem}`]);
+    return password;
 }
 
 function connectionOf(ssh: SshSettings, secretKey: pulumi.Input<string> | undefined): command.types.input.remote.ConnectionArgs {

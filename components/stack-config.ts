@@ -2,11 +2,12 @@
 // read it without Pulumi: index.ts hands it the stack's config map.
 import { MailOptions, Settings } from "./core/settings";
 import { SshOptions, SshSettings, validateSsh } from "./core/ssh";
-import { MAIL_OPTIONS, validateMailOptions } from "./core/validate";
+import { MAIL_OPTIONS, relayPasswordProblem, validateMailOptions } from "./core/validate";
 
 export const NAMESPACE = "postfix";
 /** Secret keys: read as secrets by index.ts, never parsed here. */
-export const SECRET_KEYS = new Set(["sshPrivateKey"]);
+export const SECRET_KEYS = new Set(["sshPrivateKey", "relayHostPassword"]);
+const RELAY_PASSWORD_KEY = `${NAMESPACE}:relayHostPassword`;
 const SERVER_KEYS = new Set(["name", "ssh", ...MAIL_OPTIONS]);
 const SERVER_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 
@@ -86,5 +87,15 @@ export function readStackConfig(config: Record<string, string>): { servers: Serv
             servers.push({ name, options: options as unknown as MailOptions, sshOptions: own.ssh as SshOptions, settings: mail.settings, ssh: ssh.ssh });
         }
     });
+    // The secret is shared by every server that names a relay user; its text never goes into a message.
+    const password = config[RELAY_PASSWORD_KEY];
+    const relayUsers = servers.filter((s) => s.settings.relayHost?.username !== undefined).map((s) => s.name);
+    if (relayUsers.length > 0 && password === undefined) {
+        problems.push(`${RELAY_PASSWORD_KEY} must be set (pulumi config set --secret ${RELAY_PASSWORD_KEY}): relayHost.username is set for ${relayUsers.join(", ")}`);
+    } else if (relayUsers.length === 0 && password !== undefined && servers.length > 0) {
+        problems.push(`${RELAY_PASSWORD_KEY} is set but no server has relayHost.username`);
+    } else if (password !== undefined && relayPasswordProblem(password)) {
+        problems.push(`${RELAY_PASSWORD_KEY} ${relayPasswordProblem(password)}`);
+    }
     return { servers: problems.length === 0 ? servers : [], problems };
 }

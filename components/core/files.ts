@@ -10,6 +10,34 @@ export function renderAliases(settings: Settings): string {
     return [HEADER, ...lines, ""].join("\n");
 }
 
+/** `/etc/postfix/virtual` (virtual(5)): `address target, target`; postmap builds its database. */
+export function renderVirtualAliases(settings: Settings): string {
+    const lines = settings.virtualAliases.map(({ address, targets }) => `${address} ${targets.join(", ")}`);
+    return [HEADER, ...lines, ""].join("\n");
+}
+
+/** `/etc/postfix/sasl_passwd`: the smarthost's credentials. The password was checked by relayPasswordProblem. */
+export function renderSaslPasswd(settings: Settings, password: string): string {
+    const relay = settings.relayHost;
+    if (!relay?.username) throw new Error("renderSaslPasswd: no relayHost.username");
+    return `${HEADER}\n${relay.nexthop} ${relay.username}:${password}\n`;
+}
+
+/**
+ * The services we manage in master.cf, as `postconf -M` (service) and `-P` (parameter) arguments,
+ * applied on the host to a copy of Debian's own master.cf. Empty: our services are removed.
+ */
+export function renderMasterServices(settings: Settings): string {
+    if (!settings.submission) return "";
+    return [
+        // Same columns as Debian's smtp service: public, chrooted smtpd.
+        "service submission/inet=submission inet n - y - - smtpd",
+        "parameter submission/inet/syslog_name=postfix/submission",
+        "parameter submission/inet/smtpd_tls_security_level=encrypt",
+        "",
+    ].join("\n");
+}
+
 /** `/etc/mailname`: one line, the domain of outgoing mail. */
 export function renderMailname(settings: Settings): string {
     return `${settings.domain}\n`;

@@ -9,7 +9,8 @@ export interface HostFacts {
     compatibilityLevel: string;
 }
 
-type Rule = (s: Settings, host: HostFacts) => ParameterValue;
+/** `undefined`: the parameter is not written (its option is not in use). */
+type Rule = (s: Settings, host: HostFacts) => ParameterValue | undefined;
 
 // Every parameter the component owns, in file order. Each is corrected against the guide where
 // SPEC.md says so (comments name the reason).
@@ -23,7 +24,8 @@ const PARAMETERS: Record<string, Rule> = {
     inet_interfaces: (s) => s.listenAddresses.map(postfixAddress),
     inet_protocols: (s) => s.inetProtocols,
     mynetworks: (s) => s.trustedNetworks.map(postfixCidr),
-    relayhost: () => "",
+    // Brackets: the smarthost itself, no MX lookup.
+    relayhost: (s) => s.relayHost?.nexthop ?? "",
     home_mailbox: () => "Maildir/",
     message_size_limit: (s) => s.messageSizeLimit,
     // The default 51200000 is below a 50 MiB message limit and would stop local delivery.
@@ -31,6 +33,9 @@ const PARAMETERS: Record<string, Rule> = {
     recipient_delimiter: () => "+",
     alias_maps: () => `hash:${PATHS.aliases}`,
     alias_database: () => `hash:${PATHS.aliases}`,
+    // Explicit, even empty: the default ($virtual_alias_maps) would read domains from the map's keys.
+    virtual_alias_domains: (s) => s.virtualAliasDomains,
+    virtual_alias_maps: () => `hash:${PATHS.virtualAliases}`,
     append_dot_mydomain: () => false,
     biff: () => false,
     readme_directory: () => "/usr/share/doc/postfix",
@@ -54,9 +59,19 @@ const PARAMETERS: Record<string, Rule> = {
     smtpd_tls_loglevel: () => 1,
     // The server-side session cache is obsolete (RFC 5077 tickets); the client cache lives in data_directory.
     smtpd_tls_session_cache_database: () => "",
-    smtp_tls_security_level: () => "may",
+    // Through a smarthost TLS is required: the password must never cross in clear text.
+    smtp_tls_security_level: (s) => (s.relayHost ? (s.relayHost.tls === "verify" ? "secure" : "encrypt") : "may"),
+    // `secure` checks the certificate against the name the user gave, not against DNS.
+    smtp_tls_policy_maps: (s) => (s.relayHost?.tls === "verify" && s.relayHost.tlsName
+        ? `inline:{ { ${s.relayHost.nexthop} = secure match=${s.relayHost.tlsName} } }`
+        : undefined),
+    smtp_tls_CAfile: (s) => (s.relayHost?.caCertificatePem ? PATHS.relayCa : undefined),
     smtp_tls_CApath: () => "/etc/ssl/certs",
     smtp_tls_session_cache_database: () => "btree:${data_directory}/smtp_scache",
+    smtp_sasl_auth_enable: (s) => (s.relayHost?.username ? true : undefined),
+    smtp_sasl_password_maps: (s) => (s.relayHost?.username ? `hash:${PATHS.saslPasswd}` : undefined),
+    smtp_sasl_security_options: (s) => (s.relayHost?.username ? "noanonymous" : undefined),
+    smtp_sasl_tls_security_options: (s) => (s.relayHost?.username ? "noanonymous" : undefined),
 };
 
 /** Parameters the component always writes. */
@@ -96,16 +111,26 @@ export const TYPED_OPTION_OF: Readonly<Record<string, string>> = {
     alias_maps: "aliases",
     alias_database: "aliases",
     compatibility_level: "(kept from Debian)",
+    relayhost: "relayHost",
+    smtp_tls_policy_maps: "relayHost",
+    smtp_tls_CAfile: "relayHost",
+    smtp_sasl_auth_enable: "relayHost",
+    smtp_sasl_password_maps: "relayHost",
+    smtp_sasl_security_options: "relayHost",
+    smtp_sasl_tls_security_options: "relayHost",
+    virtual_alias_domains: "virtualAliases",
+    virtual_alias_maps: "virtualAliases",
 };
 
 /** The parameters to write, in order: the owned ones (with allowed extras replacing them in place), then new extras. */
 export function mainCfParameters(settings: Settings, host: HostFacts): Array<[string, ParameterValue]> {
     const extras = new Map(settings.extraParameters.map((p) => [p.name, p.value]));
-    const owned = Object.entries(PARAMETERS).map(([name, rule]): [string, ParameterValue] => {
+    const owned: Array<[string, ParameterValue]> = [];
+    for (const [name, rule] of Object.entries(PARAMETERS)) {
         const value = extras.get(name) ?? rule(settings, host);
         extras.delete(name);
-        return [name, value];
-    });
+        if (value !== undefined) owned.push([name, value]);
+    }
     return [...owned, ...extras.entries()];
 }
 

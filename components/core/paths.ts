@@ -5,6 +5,11 @@ export const PATHS = {
     mailname: "/etc/mailname",
     tlsCert: "/etc/ssl/certs/server.crt",
     tlsKey: "/etc/ssl/private/server.key.insecure",
+    masterCf: "/etc/postfix/master.cf",
+    virtualAliases: "/etc/postfix/virtual",
+    /** Smarthost credentials: root only, like its database. */
+    saslPasswd: "/etc/postfix/sasl_passwd",
+    relayCa: "/etc/postfix/relay-ca.pem",
     /** Pending reload or restart requests left by file steps for the service step. */
     stateDir: "/var/lib/pulumi-postfix",
 } as const;

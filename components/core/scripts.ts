@@ -42,7 +42,25 @@ export function installScript(aptLockTimeoutSeconds: number): string {
         "apt_install() {",
         '    apt-get -q -y -o DPkg::Lock::Timeout="$lock" install postfix postfix-doc',
         "}",
+        "# A run cut short (apt killed with the connection, a reboot) leaves dpkg \"interrupted\": every",
+        "# apt-get refuses to run until dpkg --configure -a. dpkg does not wait for its lock itself: while",
+        "# another apt run holds it (that run is then what dpkg --audit sees), retry up to the same bound.",
+        "repair_dpkg() {",
+        '    [ -n "$(dpkg --audit 2>/dev/null)" ] || return 0',
+        '    deadline=$(($(date +%s) + lock))',
+        '    until out=$(LC_ALL=C dpkg --configure -a </dev/null 2>&1); do',
+        '        case "$out" in *lock*locked*) ;; *) printf \'%s\\n\' "$out" >&2; return 1 ;; esac',
+        '        if [ "$(date +%s)" -ge "$deadline" ]; then printf \'%s\\n\' "$out" >&2; return 1; fi',
+        "        sleep 1",
+        "    done",
+        '    printf \'%s\\n\' "$out"',
+        "}",
         "if ! installed; then",
+        "    # Before debconf-set-selections: a running postinst holds the debconf database too.",
+        "    if ! repair_dpkg; then",
+        '        echo "pulumi-postfix: dpkg was interrupted and dpkg --configure -a failed (above; waited up to ${lock}s for the dpkg lock)" >&2',
+        "        exit 1",
+        "    fi",
         "    debconf-set-selections",
         "    # A failure is most often stale package lists: refresh once, then try again.",
         '    if ! apt_install && ! { apt-get -q -o DPkg::Lock::Timeout="$lock" update && apt_install; }; then',
@@ -81,10 +99,14 @@ export function mailUsersScript(users: readonly string[]): string {
 export interface ManagedFile {
     path: string;
     mode: "0600" | "0644";
+    /** Builds the candidate `$new` from stdin; default: stdin is the content. */
+    produce?: readonly string[];
     /** Runs on the candidate `$new` (staged copy of main.cf in `$stage`) before it goes live; may set `effect=restart`. */
     check?: readonly string[];
     /** Runs once the new file is live. */
     after?: readonly string[];
+    /** `false`: postfix notices the change itself (lookup tables), no reload is requested. */
+    reload?: false;
 }
 
 const MAIN_CF_CHECK = [
@@ -115,12 +137,45 @@ const ALIASES_CHECK = [
     "fi",
 ];
 
+// Our services (renderMasterServices) are applied to a copy of the live master.cf: Debian's own
+// entries stay as the release ships them, and ours are exactly what stdin says.
+const MASTER_CF_PRODUCE = [
+    "spec=$(cat)",
+    'cp /etc/postfix/main.cf "$stage/main.cf"',
+    'cp "$dest" "$stage/master.cf"',
+    'postconf -c "$stage" -MX submission/inet',
+    "printf '%s\\n' \"$spec\" | while IFS= read -r line; do",
+    '    case "$line" in',
+    '        "") ;;',
+    '        "service "*) postconf -c "$stage" -M "${line#service }" ;;',
+    '        "parameter "*) postconf -c "$stage" -P "${line#parameter }" ;;',
+    '        *) echo "pulumi-postfix: unexpected master.cf line: $line" >&2; exit 1 ;;',
+    "    esac",
+    "done",
+    'cp "$stage/master.cf" "$new"',
+];
+
+const MASTER_CF_CHECK = [
+    'if ! with_terminal postfix -c "$stage" check; then',
+    "    echo \"pulumi-postfix: postfix refused the new master.cf (above); the live configuration is unchanged\" >&2",
+    "    exit 1",
+    "fi",
+];
+
+// Lookup tables: postmap builds the database; postfix processes notice it changed by themselves.
+const POSTMAP = ['postmap "hash:$dest"'];
+
 export const MANAGED_FILES = {
     mainCf: { path: PATHS.mainCf, mode: "0644", check: MAIN_CF_CHECK },
     aliases: { path: PATHS.aliases, mode: "0644", check: ALIASES_CHECK, after: ["newaliases"] },
     mailname: { path: PATHS.mailname, mode: "0644" },
     tlsKey: { path: PATHS.tlsKey, mode: "0600" },
     tlsCert: { path: PATHS.tlsCert, mode: "0644" },
+    masterCf: { path: PATHS.masterCf, mode: "0644", produce: MASTER_CF_PRODUCE, check: MASTER_CF_CHECK },
+    virtualAliases: { path: PATHS.virtualAliases, mode: "0644", after: POSTMAP, reload: false },
+    // umask: the database holds the password too, and must never be readable by others, even briefly.
+    saslPasswd: { path: PATHS.saslPasswd, mode: "0600", after: ["(umask 077; postmap \"hash:$dest\")", 'chmod 0600 "$dest.db"'], reload: false },
+    relayCa: { path: PATHS.relayCa, mode: "0644" },
 } satisfies Record<string, ManagedFile>;
 
 /**
@@ -131,33 +186,33 @@ export const MANAGED_FILES = {
 export function writeFileScript(file: ManagedFile, stateDir: string = PATHS.stateDir): string {
     return script(
         `dest=${shq(file.path)}`,
-        `state=${shq(stateDir)}`,
+        ...(file.reload === false ? [] : [`state=${shq(stateDir)}`]),
         ...WITH_TERMINAL,
         'dir=$(dirname "$dest")',
         `[ -d "$dir" ] || { mkdir -p "$dir"; chmod ${file.mode === "0600" ? "0700" : "0755"} "$dir"; }`,
         'new=$(mktemp "$dest.XXXXXX")',
         "stage=$(mktemp -d)",
         'trap \'rm -rf "$new" "$stage"\' EXIT',
-        'cat >"$new"',
+        ...(file.produce ?? ['cat >"$new"']),
         'if [ -f "$dest" ] && cmp -s "$new" "$dest"; then',
         '    echo "unchanged: $dest"',
         "    exit 0",
         "fi",
-        "effect=reload",
+        ...(file.reload === false ? [] : ["effect=reload"]),
         ...(file.check ?? []),
         `chmod ${file.mode} "$new"`,
         'chown 0:0 "$new"',
         'if [ -f "$dest" ]; then cp -p "$dest" "$dest.previous"; fi',
         'mv -f "$new" "$dest"',
         ...(file.after ?? []),
-        'mkdir -p "$state"',
-        'touch "$state/$effect"',
-        'echo "changed: $dest ($effect requested)"',
+        ...(file.reload === false
+            ? ['echo "changed: $dest"']
+            : ['mkdir -p "$state"', 'touch "$state/$effect"', 'echo "changed: $dest ($effect requested)"']),
     );
 }
 
 export function removeFileScript(file: ManagedFile): string {
-    return script(`rm -f ${shq(file.path)} ${shq(`${file.path}.previous`)}`);
+    return script(`rm -f ${shq(file.path)} ${shq(`${file.path}.previous`)} ${shq(`${file.path}.db`)}`);
 }
 
 /**
@@ -217,11 +272,12 @@ export function parseHostFacts(stdout: string): { compatibilityLevel: string; ma
  * the probe (restored by a trap); nothing is sent: the probe quits after RCPT. A failure fails
  * `pulumi up`. Bash, for /dev/tcp: Debian always has it.
  */
-export function deployCheckScript(addresses: readonly string[], inputs: string): string {
+export function deployCheckScript(addresses: readonly string[], ports: readonly number[], inputs: string): string {
     const quoted = addresses.map(shq).join(" ");
     return script(
         `# inputs: ${inputs}`,
         `set -- ${quoted}`,
+        `ports=${shq(ports.join(" "))}`,
         "failures=0",
         "report() {",
         "    echo \"$1 $2\"",
@@ -239,10 +295,12 @@ export function deployCheckScript(addresses: readonly string[], inputs: string):
         "close_probe() { exec 3>&- 3<&-; }",
         "for address in \"$@\"; do",
         "    host=${address#[}; host=${host%]}",
-        "    if ! exec 3<>\"/dev/tcp/$host/25\"; then report FAIL \"$address:25 does not answer\"; continue; fi",
-        "    banner=$(reply)",
-        "    case \"$banner\" in 220*) report ok \"$address:25 answers: $banner\" ;; *) report FAIL \"$address:25 answers: $banner\" ;; esac",
-        "    say QUIT; reply >/dev/null; close_probe",
+        "    for port in $ports; do",
+        "        if ! exec 3<>\"/dev/tcp/$host/$port\"; then report FAIL \"$address:$port does not answer\"; continue; fi",
+        "        banner=$(reply)",
+        "        case \"$banner\" in 220*) report ok \"$address:$port answers: $banner\" ;; *) report FAIL \"$address:$port answers: $banner\" ;; esac",
+        "        say QUIT; reply >/dev/null; close_probe",
+        "    done",
         "done",
         // The relay probe, from this host to its first address, posing as an outside client.
         `param=smtpd_authorized_xclient_hosts`,

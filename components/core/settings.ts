@@ -30,6 +30,27 @@ export interface MailOptions {
     allowUnsafeOverrides?: boolean;
     /** Seconds the install waits for another apt or dpkg run to release its lock. Default 120. */
     aptLockTimeoutSeconds?: number;
+    /** Send all outbound mail through this smarthost (most ISPs block port 25). Its password is the secret `relayHostPassword`. Default: deliver directly. */
+    relayHost?: RelayHostOptions;
+    /** Also listen on the submission port 587 for LAN clients, with STARTTLS required there. Default `false`. */
+    submission?: boolean;
+    /** Addresses in other domains delivered here (`virtual_alias_maps`), e.g. `info@shop.test: alice`; `@shop.test` catches the rest of a domain. Their domains become virtual alias domains. */
+    virtualAliases?: Record<string, string | string[]>;
+}
+
+export interface RelayHostOptions {
+    /** The relay's host name or IP address; written `[host]:port` (no MX lookup). */
+    host: string;
+    /** The relay's port. Default 587 (submission with STARTTLS). */
+    port?: number;
+    /** SASL user name. With it, the secret `relayHostPassword` is required. */
+    username?: string;
+    /** `encrypt` (default): TLS required, certificate not checked. `verify`: TLS required and the certificate must be valid for `tlsName`. */
+    tls?: "encrypt" | "verify";
+    /** The name the relay's certificate must carry when `tls` is `verify`. Default: `host` (required when `host` is an address). */
+    tlsName?: string;
+    /** PEM certificate(s) of the authority that signed the relay's certificate, for `verify`. Default: the system's CA bundle. */
+    caCertificatePem?: string;
 }
 
 export interface CertificateOptions {
@@ -78,6 +99,19 @@ export interface Settings {
     extraParameters: Array<{ name: string; value: ParameterValue }>;
     allowUnsafeOverrides: boolean;
     aptLockTimeoutSeconds: number;
+    relayHost?: {
+        /** `[host]:port`, as relayhost and sasl_passwd write it. */
+        nexthop: string;
+        username?: string;
+        tls: "encrypt" | "verify";
+        tlsName?: string;
+        caCertificatePem?: string;
+    };
+    submission: boolean;
+    /** In file order; keys are `local@domain` or `@domain`. */
+    virtualAliases: Array<{ address: string; targets: string[] }>;
+    /** Domains of the virtual aliases that are not final destinations. */
+    virtualAliasDomains: string[];
 }
 
 export const DEFAULT_MESSAGE_SIZE_LIMIT = 52428800;

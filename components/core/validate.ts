@@ -17,13 +17,18 @@ export class ConfigError extends Error {
 const MAIL_OPTION_KEYS: ReadonlyArray<keyof MailOptions> = [
     "domain", "hostname", "destinations", "listenAddresses", "trustedNetworks", "allowPublicNetworks",
     "messageSizeLimit", "mailUsers", "aliases", "certificate", "extraParameters", "allowUnsafeOverrides",
-    "aptLockTimeoutSeconds",
+    "aptLockTimeoutSeconds", "relayHost", "submission", "virtualAliases",
 ];
 export const MAIL_OPTIONS: ReadonlySet<string> = new Set(MAIL_OPTION_KEYS);
+const MULTI_LINE = new Set(["relayHost.caCertificatePem"]);
+const RELAY_HOST_KEYS = new Set(["host", "port", "username", "tls", "tlsName", "caCertificatePem"]);
 const CERTIFICATE_KEYS = new Set(["algorithm", "rsaBits", "commonName", "organization", "dnsNames", "ipAddresses", "validityDays", "earlyRenewalDays"]);
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const LOCAL_PART = /^[a-z0-9][a-z0-9._+-]{0,63}$/;
+// SASL user names are often addresses; ':' and whitespace would break sasl_passwd's `user:password`.
+const SASL_USER = /^[A-Za-z0-9._@+=-]{1,256}$/;
+const PEM_CERTIFICATE = /^(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+$/;
 export const UNIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 const PARAMETER_NAME = /^[a-z][a-z0-9_]{0,99}$/;
 export const MAX_VALUE_LENGTH = 4096;
@@ -118,6 +123,8 @@ class Checker {
     /** Reports every string holding a control character (newline, NUL, ...), wherever it is. */
     controlCharacters(path: string, value: unknown): void {
         if (typeof value === "string") {
+            // PEM text is the one multi-line value; its own check allows only base64 lines.
+            if (MULTI_LINE.has(path)) return;
             if (CONTROL.test(value)) {
                 this.add(path, "contains a control character (newline, tab, NUL...), which is never allowed");
                 this.tainted.push(path);
@@ -168,6 +175,9 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf): { settings?: Se
     const aptLockTimeoutSeconds = raw.aptLockTimeoutSeconds === undefined
         ? 120
         : c.integer("aptLockTimeoutSeconds", raw.aptLockTimeoutSeconds, 0, 3600);
+    const relayHost = relayHostSettings(c, raw.relayHost);
+    const submission = c.boolean("submission", raw.submission);
+    const virtualAliases = virtualAliasList(c, raw.virtualAliases);
 
     if (c.problems.length > 0 || !domain || !hostname || !destinations || !trusted || !listen || !messageSizeLimit
         || !mailUsers || !aliases || !certificate || !extraParameters || aptLockTimeoutSeconds === undefined) {
@@ -182,6 +192,10 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf): { settings?: Se
             inetProtocols: families.size === 2 ? "all" : families.has(6) ? "ipv6" : "ipv4",
             trustedNetworks: trusted,
             messageSizeLimit, mailUsers, aliases, certificate, extraParameters, allowUnsafeOverrides, aptLockTimeoutSeconds,
+            relayHost, submission,
+            virtualAliases: virtualAliases ?? [],
+            virtualAliasDomains: unique((virtualAliases ?? []).map((v) => v.address.slice(v.address.indexOf("@") + 1)))
+                .filter((d) => !destinations.includes(d)),
         },
     };
 }
@@ -282,6 +296,83 @@ function aliasTargetProblem(target: string): string | undefined {
     const problem = domainProblem(target.slice(at + 1), true);
     if (!LOCAL_PART.test(local)) return "has an invalid local part";
     return problem ? `has a domain that ${problem}` : undefined;
+}
+
+function relayHostSettings(c: Checker, value: unknown): Settings["relayHost"] {
+    if (value === undefined) return undefined;
+    if (!c.isObject(value)) {
+        c.add("relayHost", "must be an object with at least host");
+        return undefined;
+    }
+    c.unknownKeys("relayHost", value, RELAY_HOST_KEYS);
+    let host: string | undefined;
+    const address = typeof value.host === "string" ? parseAddress(value.host) : undefined;
+    if (address) host = address.family === 4 ? address.text : `ipv6:${address.text}`;
+    else host = c.domain("relayHost.host", value.host, false);
+    const port = value.port === undefined ? 587 : c.integer("relayHost.port", value.port, 1, 65535);
+    const username = value.username === undefined ? undefined : c.string("relayHost.username", value.username) ? value.username : undefined;
+    if (typeof username === "string" && !SASL_USER.test(username)) {
+        c.add("relayHost.username", "must be 1 to 256 of A-Z, a-z, 0-9 and . _ @ + = - (no spaces or colons)");
+    }
+    const tls = value.tls ?? "encrypt";
+    if (tls !== "encrypt" && tls !== "verify") c.add("relayHost.tls", 'must be "encrypt" or "verify"');
+    const tlsName = value.tlsName === undefined ? (address ? undefined : host) : c.domain("relayHost.tlsName", value.tlsName, false);
+    if (tls === "verify" && tlsName === undefined && address && value.tlsName === undefined) {
+        c.add("relayHost.tlsName", "is required when tls is \"verify\" and host is an address: the name the relay's certificate carries");
+    }
+    const ca = value.caCertificatePem;
+    if (ca !== undefined && (typeof ca !== "string" || !PEM_CERTIFICATE.test(ca.replace(/\r/g, "").trim() + "\n"))) {
+        c.add("relayHost.caCertificatePem", "must be one or more PEM certificates (BEGIN CERTIFICATE blocks)");
+    }
+    if (!host || port === undefined || (value.username !== undefined && !username)) return undefined;
+    return {
+        nexthop: `[${host}]:${port}`, username, tls: tls as "encrypt" | "verify", tlsName,
+        caCertificatePem: typeof ca === "string" ? `${ca.replace(/\r/g, "").trim()}\n` : undefined,
+    };
+}
+
+/** A SASL password for sasl_passwd: one line, no surrounding spaces. Returns the problem, or undefined. */
+export function relayPasswordProblem(password: unknown): string | undefined {
+    if (typeof password !== "string" || password.length === 0) return "must be a non-empty string";
+    if (password.length > 1024) return "is longer than 1024 characters";
+    if (CONTROL.test(password)) return "contains a control character (newline, tab, NUL...), which is never allowed";
+    if (password.trim() !== password) return "must not start or end with a space";
+    return undefined;
+}
+
+function virtualAliasList(c: Checker, value: unknown): Settings["virtualAliases"] | undefined {
+    if (value === undefined) return [];
+    if (!c.isObject(value)) {
+        c.add("virtualAliases", "must be a map of address (local@domain, or @domain for the rest of a domain) to target(s)");
+        return undefined;
+    }
+    const entries: Settings["virtualAliases"] = [];
+    let ok = true;
+    for (const [address, raw] of Object.entries(value)) {
+        const path = `virtualAliases.${address}`;
+        const at = address.indexOf("@");
+        const local = address.slice(0, at);
+        const domainError = at < 0 ? "has no @domain" : domainProblem(address.slice(at + 1), true);
+        if (domainError || (local !== "" && !LOCAL_PART.test(local))) {
+            c.add(path, domainError ? `is not an address: it ${domainError}` : "has an invalid local part (a-z, 0-9, and . _ + - inside)");
+            ok = false;
+            continue;
+        }
+        const targets = typeof raw === "string" ? [raw] : c.stringList(path, raw);
+        if (!targets) {
+            ok = false;
+            continue;
+        }
+        targets.forEach((target, i) => {
+            const problem = aliasTargetProblem(target);
+            if (problem) {
+                c.add(typeof raw === "string" ? path : `${path}[${i}]`, `"${target}" ${problem}`);
+                ok = false;
+            }
+        });
+        entries.push({ address, targets });
+    }
+    return ok ? entries : undefined;
 }
 
 function certificateSettings(c: Checker, value: unknown, hostname: string | undefined, listen: Address[] | undefined): Settings["certificate"] | undefined {

@@ -76,18 +76,22 @@ test("the graph: steps, their order, their parent", async () => {
         "command:remote:Command server-mail-users",
         "command:remote:Command server-mailname",
         "command:remote:Command server-main-cf",
+        "command:remote:Command server-master-cf",
         "command:remote:Command server-service",
         "command:remote:Command server-tls-cert",
         "command:remote:Command server-tls-key",
         "command:remote:Command server-verify",
+        "command:remote:Command server-virtual-aliases",
         "postfix:index:PostfixServer server",
         "tls:index/privateKey:PrivateKey server-tls-key",
         "tls:index/selfSignedCert:SelfSignedCert server-tls-cert",
     ]);
     assert.deepEqual(dependsOn.get("server-mail-users"), ["server-install"]);
     assert.deepEqual(dependsOn.get("server-aliases"), ["server-install", "server-mail-users"], "alias users exist first");
-    assert.deepEqual(dependsOn.get("server-main-cf"), ["server-tls-key", "server-tls-cert", "server-mailname"], "main.cf goes live after the files it names");
-    assert.deepEqual(dependsOn.get("server-service"), ["server-tls-key", "server-tls-cert", "server-mailname", "server-aliases", "server-main-cf"]);
+    assert.deepEqual(dependsOn.get("server-main-cf"), ["server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases"], "main.cf goes live after the files it names");
+    assert.deepEqual(dependsOn.get("server-master-cf"), ["server-main-cf"]);
+    assert.deepEqual(dependsOn.get("server-service"),
+        ["server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-aliases", "server-main-cf", "server-master-cf"]);
     assert.deepEqual(dependsOn.get("server-verify"), ["server-service"], "the deployment is checked last");
     assert.deepEqual(endpoints, ["127.0.0.1:25", "192.168.1.100:25"]);
     assert.equal(fingerprint, execFileSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256", "-in", join(dir, "cert.pem")], { encoding: "utf8" }).trim().split("=")[1]);
@@ -97,7 +101,7 @@ test("the graph: steps, their order, their parent", async () => {
 
 test("secrets: the TLS key and the SSH key are secret, and never in a command line", async () => {
     const commands = registered.filter((r) => r.type === "command:remote:Command");
-    assert.equal(commands.length, 9);
+    assert.equal(commands.length, 11);
     for (const c of commands) {
         assert.ok(isSecret(c.inputs.connection), `${c.name}: connection is secret`);
         const lines = [plain(c.inputs.create), plain(c.inputs.delete) ?? ""].join("\n");
@@ -133,4 +137,39 @@ test("invalid options throw before anything is registered", async () => {
         return true;
     });
     assert.deepEqual(registered, []);
+});
+
+test("smarthost: the password travels only as a secret on stdin; submission adds port 587", async () => {
+    registered.length = 0;
+    const password = "relay-password-that-must-not-leak";
+    const { outputs: [endpoints, , parameters] } = await deploy({
+        relayHost: { host: "smtp.isp.test", username: "me@isp.test" }, relayHostPassword: pulumi.secret(password), submission: true,
+    });
+    assert.deepEqual(endpoints, ["127.0.0.1:25", "127.0.0.1:587", "192.168.1.100:25", "192.168.1.100:587"]);
+    assert.equal(parameters.relayhost, "[smtp.isp.test]:587");
+    assert.equal(parameters.smtp_tls_security_level, "encrypt", "the password never crosses in clear text");
+    const commands = registered.filter((r) => r.type === "command:remote:Command");
+    const sasl = commands.find((c) => c.name === "server-sasl-passwd")!;
+    assert.ok(isSecret(sasl.inputs.stdin));
+    assert.equal(plain(sasl.inputs.stdin).split("\n")[1], `[smtp.isp.test]:587 me@isp.test:${password}`);
+    for (const c of commands) {
+        const text = JSON.stringify([plain(c.inputs.create), plain(c.inputs.delete), c === sasl ? "" : plain(c.inputs.stdin)]);
+        assert.ok(!text.includes(password), `${c.name}: the password is not in its command line or other input`);
+    }
+    assert.ok(dependsOn.get("server-main-cf")!.includes("server-sasl-passwd"), "credentials are in place before main.cf names them");
+    const master = commands.find((c) => c.name === "server-master-cf")!;
+    assert.match(master.inputs.stdin, /^service submission\/inet=submission inet n - y - - smtpd$/m);
+    assert.match(master.inputs.stdin, /^parameter submission\/inet\/smtpd_tls_security_level=encrypt$/m);
+});
+
+test("smarthost: a user name without the password, or a bad password, fails before anything is registered", async () => {
+    for (const [args, error] of [
+        [{ relayHost: { host: "smtp.isp.test", username: "me" } }, /args\.relayHostPassword must be set/],
+        [{ relayHost: { host: "smtp.isp.test", username: "me" }, relayHostPassword: "two\nlines" }, /args\.relayHostPassword contains a control character/],
+        [{ relayHostPassword: "secret" }, /args\.relayHostPassword is set but relayHost\.username is not/],
+    ] as const) {
+        registered.length = 0;
+        await assert.rejects(deploy(args), error);
+        assert.deepEqual(registered, []);
+    }
 });

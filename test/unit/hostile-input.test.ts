@@ -212,6 +212,35 @@ add("duplicate server name", (() => {
 add("mail user root", shared("mailUsers", ["root"]), "postfix:mailUsers[0]");
 add("mail options not a map", shared("aliases", ["root"]), "postfix:aliases");
 
+// The smarthost, its secret password, port 587 and virtual aliases.
+const relay = (value: Record<string, unknown>): Config => shared("relayHost", { host: "smtp.isp.test", ...value });
+add("relay host command substitution", relay({ host: "$(reboot)" }), "postfix:relayHost.host");
+add("relay host with a newline", relay({ host: "smtp.isp.test\nrelayhost = evil.test" }), "postfix:relayHost.host");
+add("relay host with a port inside", relay({ host: "smtp.isp.test:25" }), "postfix:relayHost.host");
+add("relay port as text", relay({ port: "587; reboot" }), "postfix:relayHost.port");
+add("relay user with a colon", relay({ username: "me:other" }), "postfix:relayHost.username");
+add("relay user with a space", relay({ username: "me other" }), "postfix:relayHost.username");
+add("relay tls none", relay({ tls: "none" }), "postfix:relayHost.tls");
+add("relay verify by address without a name", relay({ host: "192.0.2.25", tls: "verify" }), "postfix:relayHost.tlsName");
+add("relay CA not a certificate", relay({ caCertificatePem: "hello" }), "postfix:relayHost.caCertificatePem");
+add("relay CA with a command inside", relay({ caCertificatePem: "-----BEGIN CERTIFICATE-----\n$(reboot)\n-----END CERTIFICATE-----\n" }), "postfix:relayHost.caCertificatePem");
+add("relay option unknown", relay({ password: "in plain text" }), "postfix:relayHost.password");
+const withPassword = (config: Config, password: string): Config => ({ ...config, "postfix:relayHostPassword": password });
+add("relay password with a newline", withPassword(relay({ username: "me" }), "pw\n[evil.test] x:y"), "postfix:relayHostPassword");
+add("relay password with NUL", withPassword(relay({ username: "me" }), "pw\u0000"), "postfix:relayHostPassword");
+add("relay password with a trailing space", withPassword(relay({ username: "me" }), "pw "), "postfix:relayHostPassword");
+add("relay user without a password", relay({ username: "me" }), "postfix:relayHostPassword");
+add("relay password without a user", withPassword(stackConfig("home"), "pw"), "postfix:relayHostPassword");
+add("submission as text", shared("submission", "yes"), "postfix:submission");
+add("virtual alias without a domain", shared("virtualAliases", { info: "fribeiro" }), "postfix:virtualAliases.info");
+add("virtual alias key with a newline", shared("virtualAliases", { "info@shop.test\nx": "fribeiro" }), "postfix:virtualAliases");
+add("virtual alias look-alike domain", shared("virtualAliases", { "info@shоp.test": "fribeiro" }), "postfix:virtualAliases.info@shоp.test");
+add("virtual alias pipe target", shared("virtualAliases", { "info@shop.test": "|/bin/sh" }), "postfix:virtualAliases.info@shop.test");
+add("virtual alias space in key", shared("virtualAliases", { "in fo@shop.test": "fribeiro" }), "postfix:virtualAliases.in fo@shop.test");
+for (const name of ["relayhost", "smtp_sasl_password_maps", "virtual_alias_maps"]) {
+    add(`extra ${name} shadowing its option`, shared("extraParameters", { [name]: "hash:/tmp/x" }), `postfix:extraParameters.${name}`);
+}
+
 test("the home stack itself is accepted", () => {
     const { servers, problems } = readStackConfig(stackConfig("home"));
     assert.deepEqual(problems, []);

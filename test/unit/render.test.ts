@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { renderAliases, renderMailname, renderPreseed } from "../../components/core/files";
+import { renderAliases, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "../../components/core/files";
 import { mainCfParameters, OWNED_PARAMETERS, renderMainCf } from "../../components/core/main-cf";
 import { validateMailOptions } from "../../components/core/validate";
 import { readStackConfig } from "../../components/stack-config";
@@ -30,6 +30,8 @@ for (const stack of ["home", "lab"]) {
         golden(stack, "aliases", renderAliases(settings));
         golden(stack, "mailname", renderMailname(settings));
         golden(stack, "preseed", renderPreseed(settings));
+        golden(stack, "virtual", renderVirtualAliases(settings));
+        golden(stack, "master-services", renderMasterServices(settings));
     });
 }
 
@@ -63,11 +65,52 @@ test("extras: allowed ones replace in place or append; IPv6 is bracketed", () =>
     }, (p) => p);
     const parameters = mainCfParameters(settings!, DEBIAN_12);
     const names = parameters.map(([n]) => n);
-    assert.deepEqual(names.slice(0, OWNED_PARAMETERS.length), [...OWNED_PARAMETERS]);
-    assert.deepEqual(names.slice(OWNED_PARAMETERS.length), ["defer_transports", "maillog_file"]);
+    // Owned ones in table order (those of unused options left out), then the new extras.
+    assert.deepEqual(names.slice(0, -2), OWNED_PARAMETERS.filter((n) => names.includes(n)));
+    assert.deepEqual(names.slice(-2), ["defer_transports", "maillog_file"]);
+    assert.ok(!names.includes("smtp_sasl_auth_enable"), "no smarthost: no SASL parameters");
     const cf = renderMainCf(parameters);
     assert.match(cf, /^smtpd_banner = \$myhostname ESMTP ready$/m);
     assert.match(cf, /^inet_interfaces = \[fd00::25\], 10\.0\.0\.25$/m);
     assert.match(cf, /^mynetworks = \[fd00::\]\/64, 10\.0\.0\.0\/24$/m);
     assert.match(cf, /^inet_protocols = all$/m);
+});
+
+test("smarthost: relayhost in brackets, TLS required, SASL from a root-only map; verify pins the name", () => {
+    const options = {
+        domain: "lab.test", hostname: "mx.lab.test", listenAddresses: ["10.0.0.25"], trustedNetworks: ["10.0.0.0/24"],
+        relayHost: { host: "smtp.isp.test", username: "me@isp.test" },
+    };
+    const encrypt = validateMailOptions(options, (p) => p).settings!;
+    const cf = renderMainCf(mainCfParameters(encrypt, DEBIAN_12));
+    for (const line of ["relayhost = [smtp.isp.test]:587", "smtp_tls_security_level = encrypt", "smtp_sasl_auth_enable = yes",
+        "smtp_sasl_password_maps = hash:/etc/postfix/sasl_passwd", "smtp_sasl_security_options = noanonymous"]) {
+        assert.ok(cf.split("\n").includes(line), `${line} in:\n${cf}`);
+    }
+    assert.doesNotMatch(cf, /smtp_tls_policy_maps|smtp_tls_CAfile/);
+    assert.equal(renderSaslPasswd(encrypt, "pw with spaces").split("\n")[1], "[smtp.isp.test]:587 me@isp.test:pw with spaces");
+
+    const ca = "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----";
+    const verify = validateMailOptions({ ...options, relayHost: { host: "192.0.2.25", port: 465, tls: "verify", tlsName: "relay.isp.test", caCertificatePem: ca } }, (p) => p).settings!;
+    const verified = renderMainCf(mainCfParameters(verify, DEBIAN_12));
+    assert.match(verified, /^relayhost = \[192\.0\.2\.25\]:465$/m);
+    assert.match(verified, /^smtp_tls_security_level = secure$/m);
+    assert.match(verified, /^smtp_tls_policy_maps = inline:\{ \{ \[192\.0\.2\.25\]:465 = secure match=relay\.isp\.test \} \}$/m);
+    assert.match(verified, /^smtp_tls_CAfile = \/etc\/postfix\/relay-ca\.pem$/m);
+    assert.doesNotMatch(verified, /smtp_sasl/, "no user name: no SASL");
+    assert.equal(verify.relayHost!.caCertificatePem, `${ca}\n`);
+    const v6 = validateMailOptions({ ...options, relayHost: { host: "2001:db8::25" } }, (p) => p).settings!;
+    assert.equal(v6.relayHost!.nexthop, "[ipv6:2001:db8::25]:587");
+});
+
+test("virtual aliases: one line per address; their domains, less the final destinations, become virtual domains", () => {
+    const settings = validateMailOptions({
+        domain: "lab.test", hostname: "mx.lab.test", listenAddresses: ["10.0.0.25"], trustedNetworks: ["10.0.0.0/24"],
+        virtualAliases: { "info@shop.test": "alice", "@tickets.test": ["bob", "carol@lab.test"], "sales@lab.test": "alice", "x@shop.test": "bob" },
+    }, (p) => p).settings!;
+    assert.deepEqual(settings.virtualAliasDomains, ["shop.test", "tickets.test"]);
+    assert.deepEqual(renderVirtualAliases(settings).split("\n").slice(1), [
+        "info@shop.test alice", "@tickets.test bob, carol@lab.test", "sales@lab.test alice", "x@shop.test bob", "",
+    ]);
+    assert.match(renderMainCf(mainCfParameters(settings, DEBIAN_12)), /^virtual_alias_domains = shop\.test, tickets\.test$/m);
 });

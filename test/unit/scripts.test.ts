@@ -12,7 +12,7 @@ import {
 import { remoteCommand, shq } from "../../components/core/shell";
 
 const BASH_SCRIPTS: Record<string, string> = {
-    deployCheck: deployCheckScript(["192.168.1.100", "[fd00::25]"], "0123abcd"),
+    deployCheck: deployCheckScript(["192.168.1.100", "[fd00::25]"], [25, 587], "0123abcd"),
 };
 
 const SCRIPTS: Record<string, string> = {
