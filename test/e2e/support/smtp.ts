@@ -7,9 +7,9 @@ export interface Dialogue {
     transcript: string;
 }
 
-/** One SMTP dialogue from `from` (a local source address) to `server`, port 25. */
-export function swaks(server: string, from: string, args: string[]): Dialogue {
-    const r = spawnSync("swaks", ["--server", server, "--port", "25", "--local-interface", from, "--timeout", "20", ...args], { encoding: "utf8" });
+/** One SMTP dialogue from `from` (a local source address) to `server`, port 25 unless told. */
+export function swaks(server: string, from: string, args: string[], port = 25): Dialogue {
+    const r = spawnSync("swaks", ["--server", server, "--port", String(port), "--local-interface", from, "--timeout", "20", ...args], { encoding: "utf8" });
     return { status: r.status ?? -1, transcript: `${r.stdout}${r.stderr}` };
 }
 

@@ -1,0 +1,171 @@
+// Beyond the guide, on a fresh Debian 13 host: IPv6 (on ::1), the submission port 587, virtual
+// alias domains, and certificate renewal. Loopback only; outbound mail is held on the host.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { Report } from "../../components/core/checks";
+import { REPO } from "../support/stack";
+import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
+import { Stack } from "./support/pulumi";
+import { Dialogue, replies, starttlsFingerprint, swaks } from "./support/smtp";
+
+const name = "e2e-features";
+const subnet = "127.0.18";
+const address = `${subnet}.2`;
+const lanClient = `${subnet}.50`;
+const outsider = "127.0.99.18";
+const stack = new Stack(name);
+let host: HostInfo;
+
+type Changes = { submission?: boolean; virtualAliases?: Record<string, string | string[]>; messageSizeLimit?: number };
+const VIRTUAL = { "info@shop.test": "alice", "@tickets.test": "fribeiro" };
+
+const config = (changes: Changes = {}) => ({
+    "postfix:domain": "e2e.test",
+    "postfix:trustedNetworks": [`${subnet}.0/24`, "::1/128"],
+    "postfix:mailUsers": ["fribeiro", "alice"],
+    "postfix:aliases": { postmaster: "root", root: "fribeiro" },
+    "postfix:submission": changes.submission ?? true,
+    "postfix:virtualAliases": changes.virtualAliases ?? VIRTUAL,
+    "postfix:messageSizeLimit": changes.messageSizeLimit ?? 52428800,
+    // Hold outbound mail: a test host never delivers outside. Log to a file: no syslog here.
+    "postfix:extraParameters": { defer_transports: "smtp", maillog_file: "/var/log/postfix.log" },
+    "postfix:servers": [{
+        name: "mx",
+        hostname: "mx.e2e.test",
+        listenAddresses: [address, "::1"],
+        ssh: { host: address, user: "root", privateKeyPath: host.privateKeyPath, hostKey: host.hostPublicKey, dialErrorLimit: 3, perDialTimeout: 10 },
+    }],
+});
+
+const send = (server: string, from: string, to: string, subject: string, args: string[] = [], port = 25) => swaks(server, from, [
+    "--ehlo", "pc.e2e.test", "--from", "tester@e2e.test", "--to", to, "--header", `Subject: ${subject}`, "--body", "sent by the features suite", ...args,
+], port);
+const queued = (d: Dialogue) => replies(d).some((l) => /^250 2\.0\.0 Ok: queued as /.test(l));
+const delivered = (user: string, subject: string) => eventually(name, `grep -l 'Subject: ${subject}' /home/${user}/Maildir/new/*`);
+/** Modification time of a file inside the host, to the nanosecond. */
+const mtime = (path: string) => hostOk(name, `stat -c %y ${path}`).trim();
+
+describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, certificate renewal", { timeout: 15 * 60_000 }, () => {
+    before(() => {
+        host = hostUp(name, "trixie", address);
+        stack.init(config());
+        const up = stack.up();
+        console.log(`# features: cold pulumi up took ${up.seconds.toFixed(1)} s`);
+    });
+    after(() => {
+        stack.remove();
+        hostDown(name);
+    });
+
+    test("IPv6: bracketed in main.cf, postfix listens on ::1, and a client there gets mail delivered", async () => {
+        assert.equal(hostOk(name, "postconf -h inet_interfaces").trim(), `${address}, [::1]`);
+        assert.equal(hostOk(name, "postconf -h mynetworks").trim(), `${subnet}.0/24, [::1]/128`);
+        assert.equal(hostOk(name, "postconf -h inet_protocols").trim(), "all");
+        assert.ok(stack.outputs().mailServers.mx.smtpEndpoints.includes("[::1]:25"));
+        const subject = `ipv6 ${randomUUID()}`;
+        const dialogue = send("::1", "::1", "alice@e2e.test", subject, ["-6"]);
+        assert.match(replies(dialogue)[0], /^220 mx\.e2e\.test ESMTP$/, dialogue.transcript);
+        assert.ok(queued(dialogue), dialogue.transcript);
+        await delivered("alice", subject);
+    });
+
+    test("port 587: STARTTLS required before mail, then delivered; outsiders still refused", async () => {
+        assert.match(hostOk(name, "postconf -M submission/inet"), /^submission\s+inet\s+n\s+-\s+y\s+-\s+-\s+smtpd .*-o smtpd_tls_security_level=encrypt$/m);
+        const plain = send(address, lanClient, "alice@e2e.test", "no tls", ["--quit-after", "RCPT"], 587);
+        assert.ok(replies(plain).some((l) => /^530 5\.7\.0 Must issue a STARTTLS command first/.test(l)), plain.transcript);
+        const subject = `submission ${randomUUID()}`;
+        const tls = send(address, lanClient, "alice@e2e.test", subject, ["--tls"], 587);
+        assert.match(tls.transcript, /TLS started with cipher/);
+        assert.ok(queued(tls), tls.transcript);
+        await delivered("alice", subject);
+        const outside = send(address, outsider, "alice@e2e.test", "outsider", ["--tls", "--quit-after", "RCPT"], 587);
+        assert.ok(replies(outside).some((l) => /^554 5\.7\.1 .*Client host rejected/.test(l)), outside.transcript);
+    });
+
+    test("virtual aliases: addresses of other domains reach local users; unknown ones there are refused", async () => {
+        const info = `virtual ${randomUUID()}`;
+        assert.ok(queued(send(address, lanClient, "info@shop.test", info)));
+        const file = (await delivered("alice", info)).trim();
+        assert.match(hostOk(name, `cat '${file}'`), /^X-Original-To: info@shop\.test$/m);
+        const ticket = `catch-all ${randomUUID()}`;
+        assert.ok(queued(send(address, lanClient, "anything@tickets.test", ticket)));
+        await delivered("fribeiro", ticket);
+        const unknown = send(address, lanClient, "nobody@shop.test", "unknown", ["--quit-after", "RCPT"]);
+        assert.ok(replies(unknown).some((l) => /^550 5\.1\.1 <nobody@shop\.test>/.test(l)), unknown.transcript);
+    });
+
+    test("the virtual map is rebuilt only when it changes", async () => {
+        const built = mtime("/etc/postfix/virtual.db");
+        stack.configure(config({ messageSizeLimit: 10485760 }));
+        stack.up();
+        assert.equal(mtime("/etc/postfix/virtual.db"), built, "another change leaves the map alone");
+        const more = { ...VIRTUAL, "sales@shop.test": ["alice", "fribeiro"] };
+        stack.configure(config({ messageSizeLimit: 10485760, virtualAliases: more }));
+        const planned = stack.plannedChanges();
+        assert.equal(planned["mx-virtual-aliases"], "update", JSON.stringify(planned));
+        assert.equal(planned["mx-main-cf"], undefined, "main.cf does not change with the map's entries");
+        stack.up();
+        assert.notEqual(mtime("/etc/postfix/virtual.db"), built, "the map was rebuilt");
+        const subject = `sales ${randomUUID()}`;
+        assert.ok(queued(send(address, lanClient, "sales@shop.test", subject)));
+        await delivered("alice", subject);
+        await delivered("fribeiro", subject);
+    });
+
+    test("a certificate inside its renewal window is replaced on the next up, reloaded, and verify sees it", () => {
+        const before = stack.outputs().mailServers.mx.certificateSha256;
+        assert.equal(starttlsFingerprint(address), before);
+        const pid = masterPid(name);
+        // Time passing, as the provider sees it: the certificate's recorded end moves to an hour from now.
+        ageCertificate(stack, CERTIFICATE, 1);
+        const preview = JSON.parse(stack.ok(["preview", "--json"]).stdout) as { steps: Array<{ op: string; urn: string }> };
+        const certificateStep = preview.steps.find((s) => s.urn.endsWith(CERTIFICATE));
+        assert.equal(certificateStep?.op, "replace", JSON.stringify(preview.steps.map((s) => [s.op, s.urn.split("::").pop()])));
+        stack.up();
+        const after = stack.outputs().mailServers.mx.certificateSha256;
+        assert.notEqual(after, before, "a new certificate");
+        assert.equal(starttlsFingerprint(address), after, "postfix presents it");
+        assert.equal(masterPid(name), pid, "a reload was enough");
+        const report = verify();
+        const check = report.servers[0].checks.find((c) => c.name === "tls certificate")!;
+        assert.ok(check.ok, check.detail);
+        assert.equal(check.detail, after);
+        console.log(`# features: certificate renewed ${before.slice(0, 11)}... -> ${after.slice(0, 11)}...; verify ${report.passed}/${report.passed + report.failed}`);
+    });
+
+    test("turning submission off removes the 587 listener and keeps port 25", () => {
+        stack.configure(config({ submission: false, messageSizeLimit: 10485760 }));
+        stack.up();
+        assert.equal(hostSh(name, "postconf -M submission/inet").stdout.trim(), "");
+        const refused = swaks(address, lanClient, ["--quit-after", "CONNECT"], 587);
+        assert.notEqual(refused.status, 0, refused.transcript);
+        assert.match(replies(swaks(address, lanClient, ["--quit-after", "CONNECT"]))[0], /^220 /);
+        assert.deepEqual(stack.outputs().mailServers.mx.smtpEndpoints, [`${address}:25`, "[::1]:25"]);
+    });
+});
+
+const CERTIFICATE = "tls:index/selfSignedCert:SelfSignedCert::mx-tls-cert";
+
+/** Rewrites the recorded validity end of a certificate (URN suffix) in the stack's state to `hours` from now. */
+function ageCertificate(target: Stack, certificate: string, hours: number): void {
+    const file = join(target.backend, "aged.json");
+    target.ok(["stack", "export", "--file", file]);
+    const state = JSON.parse(readFileSync(file, "utf8"));
+    const resource = state.deployment.resources.find((r: { urn: string }) => r.urn.endsWith(certificate));
+    assert.ok(resource, `${certificate} is in the state`);
+    resource.outputs.validityEndTime = new Date(Date.now() + hours * 3600_000).toISOString().replace(/\.\d+Z$/, "Z");
+    writeFileSync(file, JSON.stringify(state));
+    target.ok(["stack", "import", "--file", file]);
+}
+
+function verify(): Report {
+    const r = spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", name, "--json", "--source-address", lanClient], {
+        cwd: REPO, encoding: "utf8", env: { ...stack.env, PULUMI_POSTFIX_PULUMI: `bash ${join(REPO, "scripts", "pulumi.sh")}` },
+    });
+    assert.ok(r.status === 0 || r.status === 1, `verify exited ${r.status}:\n${r.stderr}`);
+    return JSON.parse(r.stdout) as Report;
+}
