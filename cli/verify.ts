@@ -11,7 +11,7 @@ import {
     maildirWaitScript, mismatch, parseHostReport, parsePostconf, passed, replyCheck, replyText, report, restoredChecks,
     ServerReport, xclientWindowScript,
 } from "../components/core/checks";
-import { renderAliases, renderMailname } from "../components/core/files";
+import { renderAliases, renderMailname, renderVirtualAliases } from "../components/core/files";
 import { postfixAddress } from "../components/core/net";
 import { PATHS } from "../components/core/paths";
 import { remoteCommand } from "../components/core/shell";
@@ -175,6 +175,7 @@ async function hostChecks(ssh: NodeSSH, plan: ServerPlan, outputs: ServerOutputs
         s.postconf.status === 0 ? driftCheck(outputs.mainCfParameters, parsePostconf(s.postconf.output)) : failed("main.cf drift", `postconf -n: ${firstLine(s.postconf)}`),
         fileCheck("aliases", PATHS.aliases, renderAliases(plan.settings), s.aliases),
         fileCheck("mailname", PATHS.mailname, renderMailname(plan.settings), s.mailname),
+        fileCheck("virtual aliases", PATHS.virtualAliases, renderVirtualAliases(plan.settings), s.virtualAliases),
         compare("tls key file", "600 root:root", firstLine(s.key)),
         compare("tls cert file", "644 root", firstLine(s.cert)),
         expiry,

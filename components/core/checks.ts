@@ -145,6 +145,7 @@ export const HOST_SECTIONS: Readonly<Record<string, string>> = {
     postconf: "postconf -n",
     aliases: `cat ${shq(PATHS.aliases)}`,
     mailname: `cat ${shq(PATHS.mailname)}`,
+    virtualAliases: `cat ${shq(PATHS.virtualAliases)}`,
     key: `stat -c '%a %U:%G' ${shq(PATHS.tlsKey)}`,
     cert: `stat -c '%a %U' ${shq(PATHS.tlsCert)}`,
     certPem: `cat ${shq(PATHS.tlsCert)}`,

@@ -67,7 +67,7 @@ export function verifySuite(suite: "bookworm" | "trixie", subnet: string): void 
             console.log(`# ${suite}: verify took ${seconds.toFixed(1)} s: ${result.passed} passed, ${result.failed} failed`);
             assert.deepEqual(failures, {});
             const names = checks.map((c: Check) => c.name);
-            for (const wanted of ["ssh", "postfix running", "postfix check", "main.cf drift", "aliases", "mailname", "tls key file", "tls cert file",
+            for (const wanted of ["ssh", "postfix running", "postfix check", "main.cf drift", "aliases", "mailname", "virtual aliases", "tls key file", "tls cert file",
                 "certificate expiry", "mail queue", "smtp banner", "starttls offered", "size limit", "no vrfy", "tls certificate", "rcpt postmaster",
                 "rcpt unknown user", "send", "relay refused", "main.cf restored", "xclient removed", "delivery"]) {
                 assert.ok(names.includes(wanted), `check ${wanted} in ${names.join(", ")}`);
