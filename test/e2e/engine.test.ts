@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { Stack } from "./support/pulumi";
 
-const STEPS = ["install", "mail-users", "tls-key", "tls-cert", "mailname", "aliases", "main-cf", "service", "verify"];
+const STEPS = ["install", "mail-users", "tls-key", "tls-cert", "mailname", "virtual-aliases", "aliases", "main-cf", "master-cf", "service", "verify"];
 
 describe("the offline Pulumi engine on this project", { timeout: 5 * 60_000 }, () => {
     const home = new Stack("home");
@@ -23,7 +23,7 @@ describe("the offline Pulumi engine on this project", { timeout: 5 * 60_000 }, (
         test(`pulumi preview --stack ${stack.name} plans every step, without any secret set`, () => {
             stack.init();
             const preview = stack.ok(["preview", "--diff"]);
-            assert.match(preview.stdout, /\+ 13 to create/);
+            assert.match(preview.stdout, /\+ 15 to create/);
             for (const step of STEPS) assert.match(preview.stdout, new RegExp(`command:remote:Command: \\(create\\)[^]*${server}-${step}|${server}-${step}`));
             assert.doesNotMatch(preview.stdout + preview.stderr, /warning:/);
         });
