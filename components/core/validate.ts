@@ -253,38 +253,44 @@ function mailUserList(c: Checker, value: unknown): string[] | undefined {
     return bad.length === 0 ? users : undefined;
 }
 
-function aliasList(c: Checker, value: unknown): Settings["aliases"] | undefined {
-    const map = value === undefined ? {} : value;
-    if (!c.isObject(map)) {
-        c.add("aliases", "must be a map of alias name to target(s)");
+/** A map of key to one or more alias targets (aliases, virtual aliases): each key and target checked. */
+function targetMap(c: Checker, path: string, value: unknown, keyProblem: (key: string) => string | undefined, shape: string)
+    : Array<{ key: string; targets: string[] }> | undefined {
+    if (!c.isObject(value)) {
+        c.add(path, `must be a map of ${shape}`);
         return undefined;
     }
-    const entries: Settings["aliases"] = [];
+    const entries: Array<{ key: string; targets: string[] }> = [];
     let ok = true;
-    for (const [name, raw] of Object.entries(map)) {
-        const path = `aliases.${name}`;
-        if (!LOCAL_PART.test(name)) {
-            c.add(path, "is not a valid alias name (a-z, 0-9, and . _ + - inside)");
-            ok = false;
-            continue;
-        }
-        const targets = typeof raw === "string" ? [raw] : c.stringList(path, raw);
+    for (const [key, raw] of Object.entries(value)) {
+        const at = `${path}.${key}`;
+        const problem = keyProblem(key);
+        const targets = problem ? undefined : typeof raw === "string" ? [raw] : c.stringList(at, raw);
+        if (problem) c.add(at, problem);
         if (!targets) {
             ok = false;
             continue;
         }
         targets.forEach((target, i) => {
-            const problem = aliasTargetProblem(target);
-            if (problem) {
-                c.add(typeof raw === "string" ? path : `${path}[${i}]`, `"${target}" ${problem}`);
+            const targetProblem = aliasTargetProblem(target);
+            if (targetProblem) {
+                c.add(typeof raw === "string" ? at : `${at}[${i}]`, `"${target}" ${targetProblem}`);
                 ok = false;
             }
         });
-        entries.push({ name, targets });
+        entries.push({ key, targets });
     }
+    return ok ? entries : undefined;
+}
+
+function aliasList(c: Checker, value: unknown): Settings["aliases"] | undefined {
+    const entries = targetMap(c, "aliases", value ?? {},
+        (name) => (LOCAL_PART.test(name) ? undefined : "is not a valid alias name (a-z, 0-9, and . _ + - inside)"), "alias name to target(s)")
+        ?.map(({ key, targets }) => ({ name: key, targets }));
+    if (!entries) return undefined;
     if (!entries.some((e) => e.name === "postmaster")) entries.unshift({ name: "postmaster", targets: ["root"] });
     entries.sort((a, b) => (a.name === "postmaster" ? -1 : b.name === "postmaster" ? 1 : 0));
-    return ok ? entries : undefined;
+    return entries;
 }
 
 function aliasTargetProblem(target: string): string | undefined {
@@ -341,38 +347,15 @@ export function relayPasswordProblem(password: unknown): string | undefined {
 }
 
 function virtualAliasList(c: Checker, value: unknown): Settings["virtualAliases"] | undefined {
-    if (value === undefined) return [];
-    if (!c.isObject(value)) {
-        c.add("virtualAliases", "must be a map of address (local@domain, or @domain for the rest of a domain) to target(s)");
-        return undefined;
-    }
-    const entries: Settings["virtualAliases"] = [];
-    let ok = true;
-    for (const [address, raw] of Object.entries(value)) {
-        const path = `virtualAliases.${address}`;
+    const addressProblem = (address: string) => {
         const at = address.indexOf("@");
         const local = address.slice(0, at);
         const domainError = at < 0 ? "has no @domain" : domainProblem(address.slice(at + 1), true);
-        if (domainError || (local !== "" && !LOCAL_PART.test(local))) {
-            c.add(path, domainError ? `is not an address: it ${domainError}` : "has an invalid local part (a-z, 0-9, and . _ + - inside)");
-            ok = false;
-            continue;
-        }
-        const targets = typeof raw === "string" ? [raw] : c.stringList(path, raw);
-        if (!targets) {
-            ok = false;
-            continue;
-        }
-        targets.forEach((target, i) => {
-            const problem = aliasTargetProblem(target);
-            if (problem) {
-                c.add(typeof raw === "string" ? path : `${path}[${i}]`, `"${target}" ${problem}`);
-                ok = false;
-            }
-        });
-        entries.push({ address, targets });
-    }
-    return ok ? entries : undefined;
+        if (domainError) return `is not an address: it ${domainError}`;
+        return local === "" || LOCAL_PART.test(local) ? undefined : "has an invalid local part (a-z, 0-9, and . _ + - inside)";
+    };
+    return targetMap(c, "virtualAliases", value ?? {}, addressProblem, "address (local@domain, or @domain for the rest of a domain) to target(s)")
+        ?.map(({ key, targets }) => ({ address: key, targets }));
 }
 
 function certificateSettings(c: Checker, value: unknown, hostname: string | undefined, listen: Address[] | undefined): Settings["certificate"] | undefined {
