@@ -99,3 +99,47 @@ test("install facts are parsed, and garbage is refused", () => {
     assert.deepEqual(parseHostFacts("compatibility_level=3.6\nmail_version=3.7.11"), { compatibilityLevel: "3.6", mailVersion: "3.7.11" });
     assert.throws(() => parseHostFacts("E: dpkg was interrupted"), /unexpected output/);
 });
+
+test("install: an interrupted dpkg is configured first, waiting (bounded) while another apt run holds its lock", () => {
+    // Stand-ins on PATH: postfix not installed, dpkg --audit reports a half-done run, and
+    // `dpkg --configure -a` finds the lock held `busy` times before it succeeds.
+    const run = (busy: number, lock: number) => {
+        const dir = mkdtempSync(join(tmpdir(), "install-"));
+        const log = join(dir, "log");
+        const stub = (name: string, ...body: string[]) => writeFileSync(join(dir, name), ["#!/bin/sh", ...body, ""].join("\n"), { mode: 0o755 });
+        writeFileSync(join(dir, "busy"), `${busy}\n`);
+        stub("dpkg-query", "exit 0");
+        stub("dpkg",
+            `echo "dpkg $*" >>${shq(log)}`,
+            'case "$1" in',
+            `--audit) [ -e ${shq(join(dir, "configured"))} ] || echo 'The following packages have been unpacked but not yet configured.' ;;`,
+            `--configure) n=$(cat ${shq(join(dir, "busy"))})`,
+            '    if [ "$n" -gt 0 ]; then',
+            `        echo $((n - 1)) >${shq(join(dir, "busy"))}`,
+            "        echo 'dpkg: error: dpkg frontend lock was locked by another process with pid 42' >&2",
+            "        exit 2",
+            "    fi",
+            `    touch ${shq(join(dir, "configured"))}; echo 'Setting up postfix ...' ;;`,
+            "esac");
+        stub("debconf-set-selections", "cat >/dev/null", `echo debconf-set-selections >>${shq(log)}`);
+        stub("apt-get", `echo "apt-get $*" >>${shq(log)}`);
+        stub("postconf", "echo 3.6");
+        const started = Date.now();
+        const r = spawnSync("sh", ["-c", installScript(lock)], { input: "postfix postfix/main_mailer_type select Internet Site\n", encoding: "utf8", env: { PATH: `${dir}:/usr/bin:/bin` } });
+        const calls = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : [];
+        return { ...r, calls, seconds: (Date.now() - started) / 1000 };
+    };
+
+    const repaired = run(1, 5);
+    assert.equal(repaired.status, 0, repaired.stderr);
+    assert.deepEqual(repaired.calls.map((c) => c.split(" ").slice(0, 2).join(" ")),
+        ["dpkg --audit", "dpkg --configure", "dpkg --configure", "debconf-set-selections", "apt-get -q"], "configured once the lock is free, then installed");
+    assert.match(repaired.stdout, /^compatibility_level=3\.6$/m);
+
+    const stuck = run(1000, 1);
+    assert.equal(stuck.status, 1);
+    assert.ok(stuck.seconds < 5, `gave up after ${stuck.seconds} s, bound 1 s`);
+    assert.match(stuck.stderr, /dpkg frontend lock was locked by another process with pid 42/);
+    assert.match(stuck.stderr, /pulumi-postfix: dpkg was interrupted and dpkg --configure -a failed \(above; waited up to 1s for the dpkg lock\)/);
+    assert.ok(!stuck.calls.some((c) => /^(debconf|apt-get)/.test(c)), `nothing else ran: ${stuck.calls.join("; ")}`);
+});
