@@ -3,6 +3,7 @@
 // the short XCLIENT window of the relay check, which is always closed again (see the README).
 import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID, X509Certificate } from "node:crypto";
+import { isIP } from "node:net";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import type { NodeSSH } from "node-ssh";
@@ -102,7 +103,7 @@ function readStack(options: Options): { targets: Target[]; secretKey?: string } 
     return { targets: chosen.map((plan) => ({ plan, outputs: deployed[plan.name] })), secretKey: config[`${NAMESPACE}:sshPrivateKey`]?.value };
 }
 
-// ---- Workstation-side: one SMTP session on the first endpoint.
+// ---- Workstation-side: the full SMTP session on the first endpoint, a banner from the others.
 
 const SMTP_CHECKS = ["smtp banner", "starttls offered", "size limit", "no vrfy", "tls certificate", "rcpt postmaster", "rcpt unknown user"];
 
@@ -153,6 +154,40 @@ async function smtpChecks(plan: ServerPlan, outputs: ServerOutputs, options: Opt
         await session?.close();
     }
     return { checks, subject };
+}
+
+/**
+ * Every other endpoint: it answers with the banner, and the submission port refuses mail before
+ * STARTTLS. A source address of the other IP family is not used.
+ */
+async function endpointChecks(plan: ServerPlan, endpoints: readonly string[], sourceAddress: string | undefined): Promise<Check[]> {
+    const checks: Check[] = [];
+    for (const endpoint of endpoints) {
+        const { host, port } = endpointOf(endpoint);
+        const name = `endpoint ${endpoint}`;
+        const source = sourceAddress !== undefined && isIP(sourceAddress) === isIP(host) ? sourceAddress : undefined;
+        let session: SmtpSession | undefined;
+        try {
+            const opened = await SmtpSession.open(host, port, source);
+            session = opened.session;
+            const banner = replyText(opened.greeting);
+            if (!banner.startsWith(`220 ${plan.settings.hostname} `)) {
+                checks.push(mismatch(name, `220 ${plan.settings.hostname} ESMTP`, banner));
+                continue;
+            }
+            if (port !== 587) {
+                checks.push(passed(name, banner));
+                continue;
+            }
+            expectClass(await session.command(`EHLO ${EHLO_NAME}`), 2, "EHLO");
+            checks.push(replyCheck(name, await session.command("MAIL FROM:<>"), /^530 /, "530 (STARTTLS first)"));
+        } catch (error) {
+            checks.push(failed(name, (error as Error).message));
+        } finally {
+            await session?.close();
+        }
+    }
+    return checks;
 }
 
 // ---- Host-side, over SSH.
@@ -255,7 +290,8 @@ async function verifyServer({ plan, outputs }: Target, options: Options, secretK
     // SSH and SMTP in parallel: an unreachable host costs one timeout, not two.
     const connecting = connectSsh(plan.ssh, secretKey);
     connecting.catch(() => undefined); // handled below, after the SMTP checks: not an unhandled rejection meanwhile
-    const { checks: smtp, subject } = await smtpChecks(plan, outputs, options);
+    const { checks: first, subject } = await smtpChecks(plan, outputs, options);
+    const smtp = [...first, ...(await endpointChecks(plan, outputs.smtpEndpoints.slice(1), options.sourceAddress))];
     let ssh: NodeSSH;
     try {
         ssh = await connecting;

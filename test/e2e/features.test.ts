@@ -134,6 +134,11 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
         const check = report.servers[0].checks.find((c) => c.name === "tls certificate")!;
         assert.ok(check.ok, check.detail);
         assert.equal(check.detail, after);
+        // The other endpoints: a banner on each, and 587 refusing mail before STARTTLS.
+        const endpoints = report.servers[0].checks.filter((c) => c.name.startsWith("endpoint "));
+        assert.deepEqual(endpoints.map((c) => [c.name, c.ok]), [[`endpoint ${address}:587`, true], ["endpoint [::1]:25", true], ["endpoint [::1]:587", true]],
+            JSON.stringify(endpoints));
+        assert.match(endpoints[0].detail, /^530 /);
         console.log(`# features: certificate renewed ${before.slice(0, 11)}... -> ${after.slice(0, 11)}...; verify ${report.passed}/${report.passed + report.failed}`);
     });
 
