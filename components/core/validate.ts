@@ -235,8 +235,14 @@ function listenAddresses(c: Checker, value: unknown, trusted: Cidr[] | undefined
         if (parsed.some((other) => other.value === address.value && other.family === address.family)) {
             return c.add(path, `"${text}" is listed twice`);
         }
-        if (trusted && !trusted.some((network) => cidrContains(network, address))) {
+        const network = trusted?.find((n) => cidrContains(n, address));
+        if (trusted && !network) {
             return c.add(path, `"${text}" is outside every trusted network: clients there could not use this server`);
+        }
+        // An IPv4 network's first and last addresses name the network and its broadcast: no host has them.
+        const hostBits = network && network.family === 4 ? 32 - network.prefix : 0;
+        if (network && hostBits >= 2 && (address.value === network.base || address.value === network.base + (1n << BigInt(hostBits)) - 1n)) {
+            return c.add(path, `"${text}" is the network or broadcast address of ${network.text}, not a host address`);
         }
         parsed.push(address);
     });

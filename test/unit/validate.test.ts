@@ -40,6 +40,8 @@ const CASES: Array<[string, (o: Record<string, any>) => void, RegExp]> = [
     ["every IPv6 address", (o) => o.trustedNetworks.push("::/0"), /^postfix:trustedNetworks\[2\] .*open relay/],
     ["the guide's typo, a public range", (o) => (o.trustedNetworks[1] = "192.169.1.0/24"), /^postfix:trustedNetworks\[1\] .*public addresses.*allowPublicNetworks/],
     ["listen address outside trusted networks", (o) => o.listenAddresses.push("10.0.0.1"), /^postfix:listenAddresses\[2\] .*outside every trusted network/],
+    ["listen on a network address", (o) => o.listenAddresses.push("192.168.1.0"), /^postfix:listenAddresses\[2\] .*network or broadcast address of 192\.168\.1\.0\/24/],
+    ["listen on a broadcast address", (o) => o.listenAddresses.push("192.168.1.255"), /^postfix:listenAddresses\[2\] .*network or broadcast address/],
     ["listen on all", (o) => (o.listenAddresses = ["all"]), /^postfix:listenAddresses\[0\] .*not an IPv4 or IPv6 address/],
     ["bad domain", (o) => (o.domain = "home..lan"), /^postfix:domain .*not a valid domain/],
     ["upper-case domain", (o) => (o.domain = "Home.lan"), /^postfix:domain .*lower case/],
