@@ -119,7 +119,9 @@ export class PostfixServer extends pulumi.ComponentResource {
         // A deployment that leaves postfix down, deaf or open to relay fails here.
         const addresses = settings.listenAddresses.map(postfixAddress);
         const ports = settings.submission ? [25, 587] : [25];
-        step("verify", { create: digest.apply((d) => deployCheckScript(addresses, ports, d)), shell: "bash" }, [service]);
+        // It follows the service step's output, not the digest: after a failed verify (state kept
+        // from before), the fixing run's service step runs again, and so must this check.
+        step("verify", { create: service.stdout.apply((run) => deployCheckScript(addresses, ports, run)), shell: "bash" }, [service]);
 
         this.smtpEndpoints = pulumi.output(addresses.flatMap((a) => ports.map((port) => `${a}:${port}`)));
         this.certificatePem = cert.certPem;

@@ -243,7 +243,8 @@ export function serviceScript(inputs: string): string {
         '    echo "pulumi-postfix: postfix is not running after it was $action" >&2',
         "    exit 1",
         "fi",
-        'echo "postfix: $action"',
+        "# A new line each run: the verify step follows it, so a run after a failed one is checked again.",
+        'echo "postfix: $action (run $(date -u +%Y-%m-%dT%H:%M:%S.%NZ))"',
     );
 }
 
@@ -272,10 +273,11 @@ export function parseHostFacts(stdout: string): { compatibilityLevel: string; ma
  * the probe (restored by a trap); nothing is sent: the probe quits after RCPT. A failure fails
  * `pulumi up`. Bash, for /dev/tcp: Debian always has it.
  */
-export function deployCheckScript(addresses: readonly string[], ports: readonly number[], inputs: string): string {
+export function deployCheckScript(addresses: readonly string[], ports: readonly number[], serviceRun: string): string {
     const quoted = addresses.map(shq).join(" ");
     return script(
-        `# inputs: ${inputs}`,
+        // What the service step printed, one printable line: this step re-runs whenever that step ran.
+        `# after: ${serviceRun.split("\n")[0].replace(/[^\x20-\x7e]/g, "")}`,
         `set -- ${quoted}`,
         `ports=${shq(ports.join(" "))}`,
         "failures=0",

@@ -167,7 +167,10 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             assert.notEqual(up.status, 0, "pulumi up must fail");
             assert.match(up.stdout + up.stderr, /OPEN RELAY: an outside client got '250 2\.1\.5 Ok'/);
             stack.configure(config({ messageSizeLimit: 10485760, listenAddresses: [address, secondAddress] }));
-            stack.up();
+            // The failed check kept its old state; the fixing run must check the server again all the same.
+            assert.equal(stack.plannedChanges()["mx-verify"], "update");
+            const fixed = stack.up();
+            assert.match(fixed.stdout, /mx-verify/);
             const outside = swaks(address, outsider, ["--ehlo", "mail.example.invalid", "--from", "x@example.invalid", "--to", "someone@example.invalid", "--quit-after", "RCPT"]);
             assert.ok(replies(outside).some((l) => /^554 5\.7\.1 .*Client host rejected/.test(l)), outside.transcript);
             assert.equal(hostSh(name, "postconf -n | grep -c smtpd_authorized_xclient_hosts").stdout.trim(), "0", "the probe leaves no XCLIENT behind");
