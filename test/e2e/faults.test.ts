@@ -1,0 +1,400 @@
+// Faults during a deployment, with the real engine against a real Debian 13 host: an unreachable
+// host, the SSH connection cut in the middle of `pulumi up`, another apt run holding the dpkg lock,
+// and hand edits on the host (drift). Only loopback addresses are used; outbound mail is held
+// (defer_transports = smtp) and outside domains are reserved `.invalid` names.
+import assert from "node:assert/strict";
+import { ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
+import { connect, createServer, Server, Socket } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { Report } from "../../components/core/checks";
+import { REPO } from "../support/stack";
+import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
+import { Run, Stack } from "./support/pulumi";
+import { replies, swaks } from "./support/smtp";
+
+const name = "e2e-faults";
+const address = "127.0.14.2";
+const lanClient = "127.0.14.50";
+// Outside the trusted network (127.0.14.0/24), still on this machine's loopback.
+const outsider = "127.0.99.14";
+const nobodyListens = "127.0.14.99";
+const silentListener = "127.0.14.98";
+const PULUMI = join(REPO, "scripts", "pulumi.sh");
+
+let host: HostInfo;
+let stack: Stack;
+
+interface Options { sshHost?: string; dialErrorLimit?: number; perDialTimeout?: number; messageSizeLimit?: number; aptLockTimeoutSeconds?: number }
+
+/** The deploy suite's settings; `options` changes one thing at a time. */
+const config = (options: Options = {}) => ({
+    "postfix:domain": "e2e.test",
+    "postfix:trustedNetworks": ["127.0.14.0/24"],
+    "postfix:messageSizeLimit": options.messageSizeLimit ?? 52428800,
+    "postfix:mailUsers": ["fribeiro", "alice"],
+    "postfix:aliases": { postmaster: "root", root: "fribeiro" },
+    // Hold outbound mail: a test host never delivers outside. Log to a file: no syslog here.
+    "postfix:extraParameters": { defer_transports: "smtp", maillog_file: "/var/log/postfix.log" },
+    ...(options.aptLockTimeoutSeconds === undefined ? {} : { "postfix:aptLockTimeoutSeconds": options.aptLockTimeoutSeconds }),
+    "postfix:servers": [{
+        name: "mx",
+        hostname: "mx.e2e.test",
+        listenAddresses: [address],
+        ssh: {
+            host: options.sshHost ?? address, user: "root", privateKeyPath: host.privateKeyPath, hostKey: host.hostPublicKey,
+            dialErrorLimit: options.dialErrorLimit ?? 3, perDialTimeout: options.perDialTimeout ?? 10,
+        },
+    }],
+});
+
+/** A new host with nothing installed, and a new stack for it (an install only runs on a fresh stack). */
+function freshHost(options: Options = {}): void {
+    stack?.remove();
+    hostDown(name);
+    host = hostUp(name, "trixie", address);
+    stack = new Stack(name);
+    stack.init(config(options));
+}
+
+/** `pulumi up` without blocking the event loop, so the test can act while it runs. */
+function upInBackground(): { done: Promise<Run>; settled: () => boolean } {
+    const started = Date.now();
+    const child = spawn("bash", [PULUMI, "up", "--yes", "--skip-preview", "--stack", stack.name, "--non-interactive"], {
+        cwd: REPO, env: stack.env, stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    let settled = false;
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const done = new Promise<Run>((resolve) => child.on("close", (code) => {
+        settled = true;
+        resolve({ status: code ?? -1, stdout, stderr, seconds: (Date.now() - started) / 1000 });
+    }));
+    return { done, settled: () => settled };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const seconds = (since: number) => (Date.now() - since) / 1000;
+
+/** Polls `condition` every `everyMs` until it holds; fails after `limit` seconds or when `stop()` turns true first. */
+async function waitFor(what: string, condition: () => boolean, limit: number, everyMs: number, stop: () => boolean = () => false): Promise<void> {
+    const deadline = Date.now() + limit * 1000;
+    while (!condition()) {
+        if (stop()) throw new Error(`stopped waiting for ${what}: pulumi up ended first`);
+        if (Date.now() > deadline) throw new Error(`no ${what} after ${limit} s`);
+        await sleep(everyMs);
+    }
+}
+
+interface Proc { pid: number; ppid: number; args: string }
+
+/**
+ * The host's processes, read from /proc (no fork: this runs every few milliseconds). The host
+ * shares this machine's PID namespace; a process belongs to it when its root is the host's root
+ * or below (postfix daemons chroot further). Other hosts on this machine are never matched.
+ */
+function hostProcesses(): Proc[] {
+    const root = realpathSync(host.rootDir);
+    const found: Proc[] = [];
+    for (const entry of readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        try {
+            const where = readlinkSync(`/proc/${entry}/root`);
+            if (where !== root && !where.startsWith(`${root}/`)) continue;
+            const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+            const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+            found.push({ pid: Number(entry), ppid, args: readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ").trim() });
+        } catch {
+            // the process ended in the meantime
+        }
+    }
+    return found;
+}
+
+/** The processes of the host's SSH sessions (children of its listening sshd) and, with `all`, everything they started. */
+function sessionProcesses(all: boolean): Proc[] {
+    const listener = Number(readFileSync(join(host.rootDir, "run", "sshd.pid"), "utf8").trim());
+    const procs = hostProcesses();
+    // Breadth first: parents before children, so a killed script cannot react to its child's death.
+    const tree = procs.filter((p) => p.ppid === listener);
+    for (let i = 0; i < tree.length; i++) tree.push(...procs.filter((p) => p.ppid === tree[i].pid));
+    return all ? tree : tree.filter((p) => p.args.startsWith("sshd"));
+}
+
+/** Cuts every SSH connection to the host (its listening sshd stays): SIGKILL to the session processes. Returns how many. */
+function cutSsh(withCommands = false): number {
+    const victims = sessionProcesses(withCommands);
+    for (const p of victims) {
+        try {
+            process.kill(p.pid, "SIGKILL");
+        } catch {
+            // already gone
+        }
+    }
+    return victims.length;
+}
+
+// dpkg as apt runs it to unpack or configure (not the quick `dpkg --audit` or the architecture query).
+const isDpkg = (p: Proc) => p.args.startsWith("/usr/bin/dpkg --status-fd ");
+const isAptOrDpkg = (p: Proc) => /^(apt-get|(\/usr\/bin\/)?dpkg(-deb)?) /.test(p.args);
+const ehlo = () => replies(swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--quit-after", "EHLO"]));
+/** An outside client asks for a local user: 554 Client host rejected when the server is as deployed. */
+const outsiderRcpt = () => replies(swaks(address, outsider, [
+    "--ehlo", "mail.example.invalid", "--from", "x@example.invalid", "--to", "alice@e2e.test", "--quit-after", "RCPT",
+])).slice(-2).join(" | ");
+const dpkgAudit = () => hostOk(name, "dpkg --audit").trim();
+const postfixInstalled = () => hostSh(name, "dpkg-query -W -f '${Status}' postfix 2>/dev/null").stdout === "install ok installed";
+
+/** A converged host: postfix runs, mail is delivered, and the engine sees nothing left to do. */
+async function assertConverged(): Promise<void> {
+    assert.ok(masterPid(name), "postfix runs");
+    assert.equal(dpkgAudit(), "", "dpkg has nothing half-done");
+    const subject = `fault ${randomUUID()}`;
+    const dialogue = swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--from", "tester@e2e.test", "--to", "alice@e2e.test", "--header", `Subject: ${subject}`]);
+    assert.ok(replies(dialogue).some((l) => /^250 2\.0\.0 Ok: queued as /.test(l)), dialogue.transcript);
+    await eventually(name, `grep -l 'Subject: ${subject}' /home/alice/Maildir/new/*`);
+    const preview = stack.run(["preview", "--expect-no-changes"]);
+    assert.equal(preview.status, 0, preview.stdout + preview.stderr);
+}
+
+/** The distinct lines of pulumi's output that say what went wrong, for the log: without the progress prefix, shortened (an error quotes the whole script). */
+function errorLines(r: Run): string {
+    const lines = `${r.stdout}\n${r.stderr}`.split("\n")
+        .filter((l) => /error|pulumi-postfix:|Could not get lock/i.test(l))
+        .map((l) => l.trim().replace(/^.*? (creating|running|updating) \(\d+s\) /, ""))
+        .map((l) => (l.length > 160 ? `${l.slice(0, 160)}...` : l));
+    return [...new Set(lines)].map((l) => `#   ${l}`).join("\n");
+}
+
+// Another apt run, as apt sees it: fcntl write locks (not flock) on dpkg's two locks and on the
+// package lists' lock (so the install's `apt-get update` retry stays offline, as that run's own
+// update would block it). x86_64 struct flock: short type, short whence, off_t start, off_t len, pid_t pid.
+const LOCK_HOLDER = [
+    "use Fcntl; my @held;",
+    "for my $path (qw(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock)) {",
+    "  open(my $fh, '>>', $path) or die \"open $path: $!\\n\";",
+    "  fcntl($fh, F_SETLKW, pack('s s x4 q q i x4', F_WRLCK, SEEK_SET, 0, 0, 0)) or die \"lock $path: $!\\n\";",
+    "  push @held, $fh;",
+    "}",
+    "$| = 1; print \"locked $$\\n\"; sleep $ARGV[0];",
+].join("\n");
+
+/** Holds apt's locks inside the host for `holdSeconds`; resolves once they are held. */
+async function holdAptLocks(holdSeconds: number): Promise<{ child: ChildProcessWithoutNullStreams; pid: number; since: number }> {
+    const child = spawn("bash", [join(REPO, "test", "hosts", "testhost.sh"), "exec", name, "--", "perl", "-e", LOCK_HOLDER, String(holdSeconds)]);
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    await waitFor("lock holder", () => /^locked \d+$/m.test(out), 30, 50, () => child.exitCode !== null);
+    return { child, pid: Number(/^locked (\d+)$/m.exec(out)![1]), since: Date.now() };
+}
+
+/**
+ * The longest the command provider dials before a step fails: `dialErrorLimit + 1` dials of at most
+ * `perDialTimeout` seconds each, with a pause after each failure but the last (0.5 s, x1.5, at most 5 s).
+ */
+function dialSeconds(dialErrorLimit: number, perDialTimeout: number): number {
+    let pauses = 0;
+    for (let i = 0, pause = 0.5; i < dialErrorLimit; i++, pause = Math.min(pause * 1.5, 5)) pauses += pause;
+    return (dialErrorLimit + 1) * perDialTimeout + pauses;
+}
+// The engine's own part of a failing `pulumi up` (start, program, plan): 11 to 14 s measured on the
+// 2-core machine under load; the bound leaves room for a busier one.
+const ENGINE_SECONDS = 60;
+
+/** The error code of a TCP connect (ECONNREFUSED when nothing listens), or "connected". */
+function connectError(ip: string, port: number): Promise<string> {
+    return new Promise((resolve) => {
+        const socket = connect(port, ip);
+        socket.once("connect", () => { socket.destroy(); resolve("connected"); });
+        socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    });
+}
+
+describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_000 }, () => {
+    let silent: Server | undefined;
+    const silentSockets: Socket[] = [];
+
+    before(() => freshHost());
+    after(() => {
+        for (const socket of silentSockets) socket.destroy();
+        silent?.close();
+        stack?.remove();
+        hostDown(name);
+    });
+
+    test("unreachable host, connection refused: a clear error, bounded by the dial options", async () => {
+        const dialErrorLimit = 2;
+        const perDialTimeout = 5;
+        assert.equal(await connectError(nobodyListens, 22), "ECONNREFUSED", "nothing listens there");
+        stack.configure(config({ sshHost: nobodyListens, dialErrorLimit, perDialTimeout }));
+        const up = await upInBackground().done;
+        const bound = dialSeconds(dialErrorLimit, perDialTimeout) + ENGINE_SECONDS;
+        console.log(`# refused: pulumi up failed after ${up.seconds.toFixed(1)} s (bound ${bound.toFixed(1)} s = dialing ${dialSeconds(dialErrorLimit, perDialTimeout).toFixed(2)} + engine ${ENGINE_SECONDS})`);
+        console.log(errorLines(up));
+        assert.notEqual(up.status, 0);
+        assert.match(up.stdout + up.stderr, new RegExp(`mx-install \\*\\*creating failed\\*\\* error: dialing ${nobodyListens.replace(/\./g, "\\.")}:22 failed ${dialErrorLimit + 1} times: .*connection refused`));
+        assert.ok(up.seconds < bound, `${up.seconds} s, bound ${bound} s`);
+    });
+
+    test("unreachable host, a listener that never speaks SSH: every dial times out, then a clear error", async () => {
+        silent = createServer((socket) => silentSockets.push(socket));
+        await new Promise<void>((resolve, reject) => silent!.once("error", reject).listen(22, silentListener, resolve));
+        const dialErrorLimit = 2;
+        const perDialTimeout = 5;
+        stack.configure(config({ sshHost: silentListener, dialErrorLimit, perDialTimeout }));
+        const up = await upInBackground().done;
+        const dialing = dialSeconds(dialErrorLimit, perDialTimeout);
+        console.log(`# silent: pulumi up failed after ${up.seconds.toFixed(1)} s (dials alone at least ${(dialErrorLimit + 1) * perDialTimeout} s; bound ${(dialing + ENGINE_SECONDS).toFixed(1)} s); ${silentSockets.length} connections accepted`);
+        console.log(errorLines(up));
+        assert.notEqual(up.status, 0);
+        assert.match(up.stdout + up.stderr, new RegExp(`dialing ${silentListener.replace(/\./g, "\\.")}:22 failed ${dialErrorLimit + 1} times: .*(timeout|timed out)`));
+        assert.equal(silentSockets.length, dialErrorLimit + 1, "one connection per dial");
+        assert.ok(up.seconds >= (dialErrorLimit + 1) * perDialTimeout, "each dial waited perDialTimeout");
+        assert.ok(up.seconds < dialing + ENGINE_SECONDS, `${up.seconds} s, bound ${dialing + ENGINE_SECONDS} s`);
+    });
+
+    test("the SSH connection is cut while apt installs: up fails, the next up converges", async () => {
+        stack.configure(config());
+        assert.ok(!postfixInstalled(), "no postfix yet");
+        const up = upInBackground();
+        const started = Date.now();
+        await waitFor("dpkg run in the host", () => hostProcesses().some(isDpkg), 300, 100, up.settled);
+        const cutAt = seconds(started);
+        assert.ok(cutSsh() > 0, "there was a session to cut");
+        const first = await up.done;
+        const leftRunning = hostProcesses().filter(isAptOrDpkg).length;
+        console.log(`# cut mid-install: dpkg seen ${cutAt.toFixed(1)} s into pulumi up; up failed after ${first.seconds.toFixed(1)} s; ${leftRunning} apt/dpkg processes still running on the host`);
+        console.log(errorLines(first));
+        assert.notEqual(first.status, 0, "the cut fails the run");
+        assert.match(first.stdout + first.stderr, /mx-install/);
+
+        const second = stack.up();
+        console.log(`# the next pulumi up converged in ${second.seconds.toFixed(1)} s`);
+        await assertConverged();
+    });
+
+    test("the connection is cut and apt killed mid-dpkg: dpkg is left interrupted, the next up repairs it", async () => {
+        freshHost();
+        const up = upInBackground();
+        // Some packages unpacked, the run not finished: what a reboot in the middle leaves.
+        await waitFor("dpkg unpacking in the host", () => hostProcesses().some((p) => isDpkg(p) && p.args.includes("--unpack")), 300, 100, up.settled);
+        await sleep(2000);
+        const killed = cutSsh(true);
+        const first = await up.done;
+        assert.notEqual(first.status, 0, "the cut fails the run");
+        assert.equal(hostProcesses().filter(isAptOrDpkg).length, 0, "no apt or dpkg left running");
+        const audit = dpkgAudit();
+        console.log(`# killed ${killed} processes mid-unpack; dpkg --audit now says:\n${audit.split("\n").slice(0, 4).map((l) => `#   ${l}`).join("\n")}`);
+        assert.notEqual(audit, "", "dpkg is left half-done");
+        assert.match(hostSh(name, "DEBIAN_FRONTEND=noninteractive apt-get -q -y install postfix").stderr, /dpkg was interrupted/, "plain apt-get refuses to run");
+
+        const second = stack.up();
+        console.log(`# the next pulumi up repaired dpkg and converged in ${second.seconds.toFixed(1)} s`);
+        await assertConverged();
+    });
+
+    test("the connection is cut while the deploy check has XCLIENT open: the permission is withdrawn, the next up converges", async () => {
+        stack.configure(config({ messageSizeLimit: 20971520 }));
+        const up = upInBackground();
+        const mainCf = join(host.rootDir, "etc", "postfix", "main.cf");
+        const probing = () => readFileSync(mainCf, "utf8").includes("smtpd_authorized_xclient_hosts");
+        await waitFor("XCLIENT window of the deploy check", probing, 300, 10, up.settled);
+        const cut = cutSsh();
+        const first = await up.done;
+        assert.ok(cut > 0, "there was a session to cut");
+        assert.notEqual(first.status, 0, "the cut fails the run");
+        assert.match(first.stdout + first.stderr, /mx-verify/);
+        // The host script restores in its EXIT trap; it goes on without the workstation.
+        await eventually(name, "! postconf -n | grep -q smtpd_authorized_xclient_hosts");
+        const planned = stack.plannedChanges();
+        console.log(`# cut in the XCLIENT window; up failed after ${first.seconds.toFixed(1)} s; next up plans ${JSON.stringify(planned)}`);
+        assert.equal(planned["mx-verify"], "update", "the failed check runs again");
+        stack.up();
+        assert.ok(ehlo().includes("250-SIZE 20971520"));
+        await assertConverged();
+    });
+
+    test("another apt run holds the dpkg lock for 15 s: the install waits, then succeeds", async () => {
+        freshHost();
+        const hold = 15;
+        const holder = await holdAptLocks(hold);
+        const released = new Promise<number>((resolve) => holder.child.on("exit", () => resolve(Date.now())));
+        const up = upInBackground();
+        // When the install's own dpkg first runs: only after the lock is free.
+        let dpkgAt = 0;
+        const dpkgSeen = () => {
+            if (hostProcesses().some(isDpkg)) dpkgAt = Date.now();
+            return dpkgAt > 0;
+        };
+        await waitFor("dpkg run in the host", dpkgSeen, 300, 100, up.settled);
+        const result = await up.done;
+        const releasedAt = await released;
+        console.log(`# lock held ${((releasedAt - holder.since) / 1000).toFixed(1)} s; the install's dpkg started ${((dpkgAt - releasedAt) / 1000).toFixed(1)} s after the release; pulumi up took ${result.seconds.toFixed(1)} s`);
+        assert.equal(result.status, 0, result.stdout + result.stderr);
+        assert.ok(dpkgAt >= releasedAt, "dpkg did not run while the lock was held");
+        assert.match(result.stdout, new RegExp(`Could not get lock /var/lib/dpkg/lock-frontend\\. It is held by process ${holder.pid} \\(perl\\)`), "apt said why it waited");
+        await assertConverged();
+    });
+
+    test("the dpkg lock held past aptLockTimeoutSeconds: up fails at the bound with a clear message, then converges", async () => {
+        const lock = 5;
+        freshHost({ aptLockTimeoutSeconds: lock });
+        const holder = await holdAptLocks(600);
+        const up = stack.run(["up", "--yes", "--skip-preview"]);
+        console.log(`# aptLockTimeoutSeconds ${lock}: pulumi up failed after ${up.seconds.toFixed(1)} s`);
+        console.log(errorLines(up));
+        const text = up.stdout + up.stderr;
+        assert.notEqual(up.status, 0);
+        assert.ok(up.seconds >= lock, "apt waited");
+        assert.ok(up.seconds < lock + ENGINE_SECONDS, `${up.seconds} s, bound ${lock + ENGINE_SECONDS} s`);
+        assert.match(text, new RegExp(`could not install postfix \\(apt waited up to ${lock}s for the dpkg lock`));
+        assert.match(text, new RegExp(`Could not get lock /var/lib/dpkg/lock-frontend\\. It is held by process ${holder.pid} \\(perl\\)`));
+        // Nothing half-done: no package touched, no later step ran.
+        assert.ok(!postfixInstalled(), "postfix is not installed");
+        assert.equal(dpkgAudit(), "");
+        assert.notEqual(hostSh(name, "test -e /etc/ssl/private/server.key.insecure").status, 0, "no later step ran");
+
+        holder.child.kill();
+        await waitFor("lock holder to exit", () => holder.child.exitCode !== null || holder.child.signalCode !== null, 30, 100);
+        stack.up();
+        await assertConverged();
+    });
+
+    test("drift: hand edits on the host are reported by verify, and the next change rewrites main.cf whole", async () => {
+        const lock = 5; // as deployed by the previous test
+        hostOk(name, "postconf -e message_size_limit=1234 smtpd_client_restrictions=permit && postfix reload");
+        const drifted = outsiderRcpt();
+        console.log(`# drifted: an outsider asking for alice gets: ${drifted}`);
+        assert.doesNotMatch(drifted, /554 5\.7\.1 .*Client host rejected/, "the hand edit really opened the client restrictions");
+
+        const report = verify();
+        const failures = Object.fromEntries(report.servers[0].checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]));
+        for (const [check, detail] of Object.entries(failures)) console.log(`# verify: ✗ ${check}  ${detail}`);
+        assert.match(failures["main.cf drift"] ?? "", /message_size_limit: expected "52428800", seen "1234"/);
+        assert.match(failures["main.cf drift"], /smtpd_client_restrictions: expected "permit_mynetworks, reject", seen "permit"/);
+        assert.match(failures["size limit"] ?? "", /SIZE 1234/);
+        // The engine keeps no copy of the host: drift is verify's business, not preview's.
+        assert.equal(stack.run(["preview", "--expect-no-changes"]).status, 0);
+
+        stack.configure(config({ aptLockTimeoutSeconds: lock, messageSizeLimit: 10485760 }));
+        stack.up();
+        assert.equal(hostOk(name, "postconf -h message_size_limit smtpd_client_restrictions"), "10485760\npermit_mynetworks, reject\n");
+        assert.match(outsiderRcpt(), /554 5\.7\.1 .*Client host rejected/);
+        const clean = verify();
+        assert.equal(clean.failed, 0, JSON.stringify(clean.servers[0].checks.filter((c) => !c.ok)));
+    });
+});
+
+/** `npm run verify -- --stack e2e-faults --json` from the LAN client address. */
+function verify(): Report {
+    const r = spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", name, "--json", "--source-address", lanClient], {
+        cwd: REPO, encoding: "utf8", env: { ...stack.env, PULUMI_POSTFIX_PULUMI: `bash ${PULUMI}` },
+    });
+    assert.ok(r.status === 0 || r.status === 1, `verify exited ${r.status}:\n${r.stderr}`);
+    return JSON.parse(r.stdout) as Report;
+}
