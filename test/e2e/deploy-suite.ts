@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
+import { mxConfig } from "./support/config";
 import { Stack } from "./support/pulumi";
 import { replies, starttlsFingerprint, swaks } from "./support/smtp";
 
@@ -20,21 +21,9 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
     let host: HostInfo;
     let firstUp = "";
 
-    const config = (changes: { messageSizeLimit?: number; listenAddresses?: string[]; unsafe?: Record<string, string> } = {}) => ({
-        "postfix:domain": "e2e.test",
-        "postfix:trustedNetworks": [`${subnet}.0/24`],
-        "postfix:messageSizeLimit": changes.messageSizeLimit ?? 52428800,
-        "postfix:mailUsers": ["fribeiro", "alice"],
-        "postfix:aliases": { postmaster: "root", root: "fribeiro" },
-        // Hold outbound mail: a test host never delivers outside. Log to a file: no syslog here.
-        "postfix:extraParameters": { defer_transports: "smtp", maillog_file: "/var/log/postfix.log", ...changes.unsafe },
-        "postfix:allowUnsafeOverrides": changes.unsafe !== undefined,
-        "postfix:servers": [{
-            name: "mx",
-            hostname: "mx.e2e.test",
-            listenAddresses: changes.listenAddresses ?? [address],
-            ssh: { host: address, user, privateKeyPath: host.privateKeyPath, hostKey: host.hostPublicKey, dialErrorLimit: 3, perDialTimeout: 10 },
-        }],
+    const config = (changes: { messageSizeLimit?: number; listenAddresses?: string[]; unsafe?: Record<string, string> } = {}) => mxConfig({
+        host, subnet, user, listenAddresses: changes.listenAddresses, extraParameters: changes.unsafe,
+        options: { "postfix:messageSizeLimit": changes.messageSizeLimit ?? 52428800, "postfix:allowUnsafeOverrides": changes.unsafe !== undefined },
     });
     const ehlo = () => replies(swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--quit-after", "EHLO"]));
     const send = (to: string, subject: string) => swaks(address, lanClient, [

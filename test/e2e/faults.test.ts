@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import type { Report } from "../../components/core/checks";
 import { REPO } from "../support/stack";
 import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
+import { mxConfig } from "./support/config";
 import { Run, Stack } from "./support/pulumi";
 import { replies, swaks } from "./support/smtp";
 
@@ -29,25 +30,14 @@ let stack: Stack;
 
 interface Options { sshHost?: string; dialErrorLimit?: number; perDialTimeout?: number; messageSizeLimit?: number; aptLockTimeoutSeconds?: number }
 
-/** The deploy suite's settings; `options` changes one thing at a time. */
-const config = (options: Options = {}) => ({
-    "postfix:domain": "e2e.test",
-    "postfix:trustedNetworks": ["127.0.14.0/24"],
-    "postfix:messageSizeLimit": options.messageSizeLimit ?? 52428800,
-    "postfix:mailUsers": ["fribeiro", "alice"],
-    "postfix:aliases": { postmaster: "root", root: "fribeiro" },
-    // Hold outbound mail: a test host never delivers outside. Log to a file: no syslog here.
-    "postfix:extraParameters": { defer_transports: "smtp", maillog_file: "/var/log/postfix.log" },
-    ...(options.aptLockTimeoutSeconds === undefined ? {} : { "postfix:aptLockTimeoutSeconds": options.aptLockTimeoutSeconds }),
-    "postfix:servers": [{
-        name: "mx",
-        hostname: "mx.e2e.test",
-        listenAddresses: [address],
-        ssh: {
-            host: options.sshHost ?? address, user: "root", privateKeyPath: host.privateKeyPath, hostKey: host.hostPublicKey,
-            dialErrorLimit: options.dialErrorLimit ?? 3, perDialTimeout: options.perDialTimeout ?? 10,
-        },
-    }],
+/** The shared e2e settings; `options` changes one thing at a time. */
+const config = (options: Options = {}) => mxConfig({
+    host, subnet: "127.0.14",
+    ssh: { host: options.sshHost, dialErrorLimit: options.dialErrorLimit, perDialTimeout: options.perDialTimeout },
+    options: {
+        ...(options.messageSizeLimit === undefined ? {} : { "postfix:messageSizeLimit": options.messageSizeLimit }),
+        ...(options.aptLockTimeoutSeconds === undefined ? {} : { "postfix:aptLockTimeoutSeconds": options.aptLockTimeoutSeconds }),
+    },
 });
 
 /** A new host with nothing installed, and a new stack for it (an install only runs on a fresh stack). */
@@ -171,8 +161,8 @@ function errorLines(r: Run): string {
 }
 
 // Another apt run, as apt sees it: fcntl write locks (not flock) on dpkg's two locks and on the
-// package lists' lock (so the install's `apt-get update` retry stays offline, as that run's own
-// update would block it). x86_64 struct flock: short type, short whence, off_t start, off_t len, pid_t pid.
+// package lists' lock (an apt run that is updating holds it; and should the install ever refresh
+// after a lock timeout, which it must not, it stays offline and says so). x86_64 struct flock: short type, short whence, off_t start, off_t len, pid_t pid.
 const LOCK_HOLDER = [
     "use Fcntl; my @held;",
     "for my $path (qw(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock)) {",
@@ -354,6 +344,7 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         assert.ok(up.seconds < lock + ENGINE_SECONDS, `${up.seconds} s, bound ${lock + ENGINE_SECONDS} s`);
         assert.match(text, new RegExp(`could not install postfix \\(apt waited up to ${lock}s for the dpkg lock`));
         assert.match(text, new RegExp(`Could not get lock /var/lib/dpkg/lock-frontend\\. It is held by process ${holder.pid} \\(perl\\)`));
+        assert.doesNotMatch(text, /lists\/lock/, "no package list refresh after a lock timeout: the bound is the user's");
         // Nothing half-done: no package touched, no later step ran.
         assert.ok(!postfixInstalled(), "postfix is not installed");
         assert.equal(dpkgAudit(), "");

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runInBackground, sampleProcesses, submitOnce, submitUntil } from "./support/background";
 import { hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
+import { mxConfig } from "./support/config";
 import { Stack } from "./support/pulumi";
 import { replies, swaks } from "./support/smtp";
 
@@ -31,21 +32,9 @@ interface Changes {
     unsafe?: boolean;
 }
 
-const config = (changes: Changes = {}) => ({
-    "postfix:domain": "e2e.test",
-    "postfix:trustedNetworks": ["127.0.16.0/24"],
-    "postfix:messageSizeLimit": changes.messageSizeLimit ?? 52428800,
-    "postfix:mailUsers": ["fribeiro", "alice"],
-    "postfix:aliases": { postmaster: "root", root: "fribeiro" },
-    // Hold outbound mail: a test host never delivers outside. Log to a file: no syslog here.
-    "postfix:extraParameters": { defer_transports: "smtp", maillog_file: "/var/log/postfix.log", ...changes.extra },
-    "postfix:allowUnsafeOverrides": changes.unsafe ?? false,
-    "postfix:servers": [{
-        name: "mx",
-        hostname: "mx.e2e.test",
-        listenAddresses: changes.listenAddresses ?? [address],
-        ssh: { host: address, user: "root", privateKeyPath: host.privateKeyPath, hostKey: host.hostPublicKey, dialErrorLimit: 3, perDialTimeout: 10 },
-    }],
+const config = (changes: Changes = {}) => mxConfig({
+    host, subnet: "127.0.16", listenAddresses: changes.listenAddresses, extraParameters: changes.extra,
+    options: { "postfix:messageSizeLimit": changes.messageSizeLimit ?? 52428800, "postfix:allowUnsafeOverrides": changes.unsafe ?? false },
 });
 
 /** Strings that give a key away: each long line of its text, and its whole body as one line and as base64. */

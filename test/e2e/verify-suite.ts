@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import type { Check, Report } from "../../components/core/checks";
 import { REPO } from "../support/stack";
 import { hostDown, hostOk, HostInfo, hostUp } from "./support/host";
+import { mxConfig } from "./support/config";
 import { Stack } from "./support/pulumi";
 
 export function verifySuite(suite: "bookworm" | "trixie", subnet: string): void {
@@ -15,20 +16,7 @@ export function verifySuite(suite: "bookworm" | "trixie", subnet: string): void 
     const stack = new Stack(name);
     let host: HostInfo;
 
-    const config = () => ({
-        "postfix:domain": "e2e.test",
-        "postfix:trustedNetworks": [`${subnet}.0/24`],
-        "postfix:mailUsers": ["fribeiro", "alice"],
-        "postfix:aliases": { postmaster: "root", root: "fribeiro" },
-        // Hold outbound mail: a test host never delivers outside. Log to a file: no syslog here.
-        "postfix:extraParameters": { defer_transports: "smtp", maillog_file: "/var/log/postfix.log" },
-        "postfix:servers": [{
-            name: "mx",
-            hostname: "mx.e2e.test",
-            listenAddresses: [address],
-            ssh: { host: address, user: "root", privateKeyPath: host.privateKeyPath, hostKey: host.hostPublicKey, dialErrorLimit: 3, perDialTimeout: 10 },
-        }],
-    });
+    const config = () => mxConfig({ host, subnet });
 
     /** Runs the verify command as a user would, from a LAN address; returns its JSON report and the failed checks by name. */
     const verify = () => {
