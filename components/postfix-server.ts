@@ -86,7 +86,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         const parameters = facts.apply((host) => mainCfParameters(settings, host));
         const mainCf = parameters.apply(renderMainCf);
 
-        // Each file: written only when its content differs; its change requests a reload.
+        // Each file: written only when its content differs; its change requests a reload (lookup tables excepted).
         const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false) =>
             step(stepName, {
                 create: writeFileScript(managed),
@@ -94,6 +94,9 @@ export class PostfixServer extends pulumi.ComponentResource {
                 delete: removeOnDestroy ? removeFileScript(managed) : undefined,
             }, after);
         const relay = settings.relayHost;
+        const saslPasswd = relay?.username && relayPassword !== undefined
+            ? pulumi.secret(pulumi.output(relayPassword).apply((password) => renderSaslPasswd(settings, checkedPassword(password))))
+            : undefined;
         // main.cf names these files: they are in place before it goes live.
         const named = [
             // Secret here too, whatever the provider marks: the key must never show in a diff or log.
@@ -101,9 +104,7 @@ export class PostfixServer extends pulumi.ComponentResource {
             file("tls-cert", MANAGED_FILES.tlsCert, cert.certPem, [install], true),
             file("mailname", MANAGED_FILES.mailname, renderMailname(settings), [install]),
             file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install]),
-            ...(relay?.username && relayPassword !== undefined
-                ? [file("sasl-passwd", MANAGED_FILES.saslPasswd, pulumi.secret(pulumi.output(relayPassword).apply((p) => renderSaslPasswd(settings, checkedPassword(p)))), [install], true)]
-                : []),
+            ...(saslPasswd ? [file("sasl-passwd", MANAGED_FILES.saslPasswd, saslPasswd, [install], true)] : []),
             ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem, [install], true)] : []),
         ];
         const aliases = file("aliases", MANAGED_FILES.aliases, renderAliases(settings), [install, ...users]);
