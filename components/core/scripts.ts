@@ -68,7 +68,7 @@ export function installScript(aptLockTimeoutSeconds: number): string {
         "    debconf-set-selections",
         "    # Another failure is most often stale package lists: refresh once, then try again. Not after a",
         "    # lock timeout: the bound is the user's, and a refresh would wait for the same lock again.",
-        '    if ! apt_install && { grep -q "^E: Could not get lock" "$log" || ! { apt-get -q -o DPkg::Lock::Timeout="$lock" update && apt_install; }; }; then',
+        '    if ! apt_install && { grep -Eq "^E: .*lock" "$log" || ! { apt-get -q -o DPkg::Lock::Timeout="$lock" update && apt_install; }; }; then',
         '        echo "pulumi-postfix: could not install postfix (apt waited up to ${lock}s for the dpkg lock; see its message above)" >&2',
         "        exit 1",
         "    fi",
