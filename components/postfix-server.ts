@@ -8,7 +8,7 @@ import { renderAliases, renderMailname, renderMasterServices, renderPreseed, ren
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
 import {
-    deployCheckScript, installScript, MANAGED_FILES, ManagedFile, mailUsersScript, parseHostFacts, removeFileScript,
+    deployCheckScript, installScript, MANAGED_FILES, packagesFor, ManagedFile, mailUsersScript, parseHostFacts, removeFileScript,
     serviceScript, stopServiceScript, uninstallScript, writeFileScript,
 } from "./core/scripts";
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
@@ -63,7 +63,7 @@ export class PostfixServer extends pulumi.ComponentResource {
             }, { ...parent, dependsOn });
 
         const install = step("install", {
-            create: installScript(settings.aptLockTimeoutSeconds),
+            create: installScript(settings.aptLockTimeoutSeconds, packagesFor(settings.relayHost?.username !== undefined)),
             stdin: renderPreseed(settings),
             delete: uninstallScript(),
         }, []);
@@ -97,22 +97,23 @@ export class PostfixServer extends pulumi.ComponentResource {
         const saslPasswd = relay?.username && relayPassword !== undefined
             ? pulumi.secret(pulumi.output(relayPassword).apply((password) => renderSaslPasswd(settings, checkedPassword(password))))
             : undefined;
+        const aliases = file("aliases", MANAGED_FILES.aliases, renderAliases(settings), [install, ...users]);
         // main.cf names these files: they are in place before it goes live.
         const named = [
             // Secret here too, whatever the provider marks: the key must never show in a diff or log.
             file("tls-key", MANAGED_FILES.tlsKey, pulumi.secret(key.privateKeyPem), [install], true),
             file("tls-cert", MANAGED_FILES.tlsCert, cert.certPem, [install], true),
             file("mailname", MANAGED_FILES.mailname, renderMailname(settings), [install]),
-            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install]),
+            // Local targets are checked against the users and aliases: they exist first.
+            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install, ...users, aliases]),
             ...(saslPasswd ? [file("sasl-passwd", MANAGED_FILES.saslPasswd, saslPasswd, [install], true)] : []),
             ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem, [install], true)] : []),
         ];
-        const aliases = file("aliases", MANAGED_FILES.aliases, renderAliases(settings), [install, ...users]);
         const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, named);
         const masterServices = renderMasterServices(settings);
         const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [mainCfStep]);
 
-        // Every file whose change needs a reload; sasl_passwd is a lookup table postfix re-reads, and stays out of this digest.
+        // Every file whose change needs a reload; sasl_passwd is read at each delivery, and stays out of this digest.
         const digest = pulumi.all([key.publicKeyPem, cert.certPem, renderMailname(settings), renderAliases(settings), mainCf,
             renderVirtualAliases(settings), masterServices, relay?.caCertificatePem ?? ""])
             .apply((contents) => sha256(contents.join("\0")));

@@ -65,6 +65,7 @@ const PARAMETERS: Record<string, Rule> = {
     smtp_tls_policy_maps: (s) => (s.relayHost?.tls === "verify" && s.relayHost.tlsName
         ? `inline:{ { ${s.relayHost.nexthop} = secure match=${s.relayHost.tlsName} } }`
         : undefined),
+    smtp_tls_wrappermode: (s) => (s.relayHost?.implicitTls ? true : undefined),
     smtp_tls_CAfile: (s) => (s.relayHost?.caCertificatePem ? PATHS.relayCa : undefined),
     smtp_tls_CApath: () => "/etc/ssl/certs",
     smtp_tls_session_cache_database: () => "btree:${data_directory}/smtp_scache",
@@ -113,6 +114,7 @@ export const TYPED_OPTION_OF: Readonly<Record<string, string>> = {
     compatibility_level: "(kept from Debian)",
     relayhost: "relayHost",
     smtp_tls_policy_maps: "relayHost",
+    smtp_tls_wrappermode: "relayHost",
     smtp_tls_CAfile: "relayHost",
     smtp_sasl_auth_enable: "relayHost",
     smtp_sasl_password_maps: "relayHost",

@@ -30,19 +30,25 @@ const SERVICE_CONTROL = [
     "fi",
 ];
 
-/** Installs postfix and postfix-doc once, answering debconf from stdin; prints what the host runs. */
-export function installScript(aptLockTimeoutSeconds: number): string {
+/** The packages the install step installs: postfix, and the SASL mechanisms a smarthost login needs. */
+export function packagesFor(smarthostLogin: boolean): string[] {
+    return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : [])];
+}
+
+/** Installs the packages once, answering debconf from stdin; prints what the host runs. */
+export function installScript(aptLockTimeoutSeconds: number, packages: readonly string[] = packagesFor(false)): string {
     return script(
         "export DEBIAN_FRONTEND=noninteractive",
         `lock=${shq(aptLockTimeoutSeconds)}`,
-        "installed() {",
+        `set -- ${packages.map(shq).join(" ")}`,
+        "installed() { # the packages",
         "    # shellcheck disable=SC2016 # dpkg-query expands ${Status} itself",
-        "    [ \"$(dpkg-query -W -f '${Status}\\n' postfix postfix-doc 2>/dev/null | grep -c '^install ok installed$')\" = 2 ]",
+        "    [ \"$(dpkg-query -W -f '${Status}\\n' \"$@\" 2>/dev/null | grep -c '^install ok installed$')\" = $# ]",
         "}",
         'log=$(mktemp)',
         'trap \'rm -f "$log"\' EXIT',
-        "apt_install() {",
-        '    if apt-get -q -y -o DPkg::Lock::Timeout="$lock" install postfix postfix-doc >"$log" 2>&1; then cat "$log"; return 0; fi',
+        "apt_install() { # the packages",
+        '    if apt-get -q -y -o DPkg::Lock::Timeout="$lock" install "$@" >"$log" 2>&1; then cat "$log"; return 0; fi',
         '    cat "$log" >&2',
         "    return 1",
         "}",
@@ -59,7 +65,7 @@ export function installScript(aptLockTimeoutSeconds: number): string {
         "    done",
         '    printf \'%s\\n\' "$out"',
         "}",
-        "if ! installed; then",
+        "if ! installed \"$@\"; then",
         "    # Before debconf-set-selections: a running postinst holds the debconf database too.",
         "    if ! repair_dpkg; then",
         '        echo "pulumi-postfix: dpkg was interrupted and dpkg --configure -a failed (above; waited up to ${lock}s for the dpkg lock)" >&2',
@@ -68,7 +74,7 @@ export function installScript(aptLockTimeoutSeconds: number): string {
         "    debconf-set-selections",
         "    # Another failure is most often stale package lists: refresh once, then try again. Not after a",
         "    # lock timeout: the bound is the user's, and a refresh would wait for the same lock again.",
-        '    if ! apt_install && { grep -Eq "^E: .*lock" "$log" || ! { apt-get -q -o DPkg::Lock::Timeout="$lock" update && apt_install; }; }; then',
+        '    if ! apt_install "$@" && { grep -Eq "^E: .*lock" "$log" || ! { apt-get -q -o DPkg::Lock::Timeout="$lock" update && apt_install "$@"; }; }; then',
         '        echo "pulumi-postfix: could not install postfix (apt waited up to ${lock}s for the dpkg lock; see its message above)" >&2',
         "        exit 1",
         "    fi",
@@ -128,19 +134,22 @@ const MAIN_CF_CHECK = [
 ];
 
 // Mail to an alias whose user does not exist is accepted, then bounced: refuse such a file.
-const ALIASES_CHECK = [
+// `$1`: how to list the targets of the candidate file; `$2`: where else a local name may be an alias.
+const targetsCheck = (listTargets: string, aliasFiles: string) => [
     'missing=""',
-    "for target in $(sed -n 's/^[^#][^:]*:[[:space:]]*//p' \"$new\" | tr ',' ' '); do",
+    `for target in $(${listTargets} | tr ',' ' '); do`,
     '    case "$target" in *@*) continue ;; esac',
-    '    if ! grep -q "^$target:" "$new" && ! getent passwd "$target" >/dev/null; then',
+    `    if ! grep -qs "^$target:" ${aliasFiles} && ! getent passwd "$target" >/dev/null; then`,
     '        missing="$missing $target"',
     "    fi",
     "done",
     'if [ -n "$missing" ]; then',
-    "    echo \"pulumi-postfix: aliases point to users that do not exist on the host:$missing (add them to mailUsers)\" >&2",
+    "    echo \"pulumi-postfix: $dest points to users that do not exist on the host:$missing (add them to mailUsers)\" >&2",
     "    exit 1",
     "fi",
 ];
+const ALIASES_CHECK = targetsCheck("sed -n 's/^[^#][^:]*:[[:space:]]*//p' \"$new\"", '"$new"');
+const VIRTUAL_CHECK = targetsCheck("sed -n 's/^[^#][^[:space:]]*[[:space:]]*//p' \"$new\"", PATHS.aliases);
 
 // Our services (renderMasterServices) are applied to a copy of the live master.cf: Debian's own
 // entries stay as the release ships them, and ours are exactly what stdin says.
@@ -177,9 +186,14 @@ export const MANAGED_FILES = {
     tlsKey: { path: PATHS.tlsKey, mode: "0600" },
     tlsCert: { path: PATHS.tlsCert, mode: "0644" },
     masterCf: { path: PATHS.masterCf, mode: "0644", produce: MASTER_CF_PRODUCE, check: MASTER_CF_CHECK },
-    virtualAliases: { path: PATHS.virtualAliases, mode: "0644", after: POSTMAP, reload: false },
+    // A reload makes the new map count from the next connection on.
+    virtualAliases: { path: PATHS.virtualAliases, mode: "0644", check: VIRTUAL_CHECK, after: POSTMAP },
     // umask: the database holds the password too, and must never be readable by others, even briefly.
-    saslPasswd: { path: PATHS.saslPasswd, mode: "0600", after: ["(umask 077; postmap \"hash:$dest\")", 'chmod 0600 "$dest.db"'], reload: false },
+    // The SMTP client reads the map at each delivery; the flush retries what a wrong password held.
+    saslPasswd: {
+        path: PATHS.saslPasswd, mode: "0600", reload: false,
+        after: ["(umask 077; postmap \"hash:$dest\")", 'chmod 0600 "$dest.db"', "postqueue -f 2>/dev/null || true"],
+    },
     relayCa: { path: PATHS.relayCa, mode: "0644" },
 } satisfies Record<string, ManagedFile>;
 
@@ -207,7 +221,8 @@ export function writeFileScript(file: ManagedFile, stateDir: string = PATHS.stat
         ...(file.check ?? []),
         `chmod ${file.mode} "$new"`,
         'chown 0:0 "$new"',
-        'if [ -f "$dest" ]; then cp -p "$dest" "$dest.previous"; fi',
+        // A secret (0600) leaves no old copy behind.
+        ...(file.mode === "0600" ? [] : ['if [ -f "$dest" ]; then cp -p "$dest" "$dest.previous"; fi']),
         'mv -f "$new" "$dest"',
         ...(file.after ?? []),
         ...(file.reload === false

@@ -41,7 +41,7 @@ export interface MailOptions {
 export interface RelayHostOptions {
     /** The relay's host name or IP address; written `[host]:port` (no MX lookup). */
     host: string;
-    /** The relay's port. Default 587 (submission with STARTTLS). */
+    /** The relay's port. Default 587 (submission with STARTTLS); 465 speaks TLS from the first byte. */
     port?: number;
     /** SASL user name. With it, the secret `relayHostPassword` is required. */
     username?: string;
@@ -102,6 +102,8 @@ export interface Settings {
     relayHost?: {
         /** `[host]:port`, as relayhost and sasl_passwd write it. */
         nexthop: string;
+        /** Port 465 (submissions): TLS from the first byte instead of STARTTLS. */
+        implicitTls: boolean;
         username?: string;
         tls: "encrypt" | "verify";
         tlsName?: string;

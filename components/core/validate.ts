@@ -171,13 +171,13 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf): { settings?: Se
     const aliases = aliasList(c, raw.aliases);
     const certificate = certificateSettings(c, raw.certificate, hostname, listen);
     const allowUnsafeOverrides = c.boolean("allowUnsafeOverrides", raw.allowUnsafeOverrides);
-    const extraParameters = extras(c, raw.extraParameters, allowUnsafeOverrides, messageSizeLimit);
+    const relayHost = relayHostSettings(c, raw.relayHost);
+    const extraParameters = extras(c, raw.extraParameters, allowUnsafeOverrides, messageSizeLimit, relayHost !== undefined);
     const aptLockTimeoutSeconds = raw.aptLockTimeoutSeconds === undefined
         ? 120
         : c.integer("aptLockTimeoutSeconds", raw.aptLockTimeoutSeconds, 0, 3600);
-    const relayHost = relayHostSettings(c, raw.relayHost);
     const submission = c.boolean("submission", raw.submission);
-    const virtualAliases = virtualAliasList(c, raw.virtualAliases);
+    const virtualAliases = virtualAliasList(c, raw.virtualAliases, destinations ?? []);
 
     if (c.problems.length > 0 || !domain || !hostname || !destinations || !trusted || !listen || !messageSizeLimit
         || !mailUsers || !aliases || !certificate || !extraParameters || aptLockTimeoutSeconds === undefined) {
@@ -338,7 +338,7 @@ function relayHostSettings(c: Checker, value: unknown): Settings["relayHost"] {
     }
     if (!host || port === undefined || (value.username !== undefined && !username)) return undefined;
     return {
-        nexthop: `[${host}]:${port}`, username, tls: tls as "encrypt" | "verify", tlsName,
+        nexthop: `[${host}]:${port}`, implicitTls: port === 465, username, tls: tls as "encrypt" | "verify", tlsName,
         caCertificatePem: typeof ca === "string" ? `${ca.replace(/\r/g, "").trim()}\n` : undefined,
     };
 }
@@ -352,12 +352,14 @@ export function relayPasswordProblem(password: unknown): string | undefined {
     return undefined;
 }
 
-function virtualAliasList(c: Checker, value: unknown): Settings["virtualAliases"] | undefined {
+function virtualAliasList(c: Checker, value: unknown, destinations: readonly string[]): Settings["virtualAliases"] | undefined {
     const addressProblem = (address: string) => {
         const at = address.indexOf("@");
         const local = address.slice(0, at);
         const domainError = at < 0 ? "has no @domain" : domainProblem(address.slice(at + 1), true);
         if (domainError) return `is not an address: it ${domainError}`;
+        // Virtual aliasing comes before local delivery: this would take every local address.
+        if (local === "" && destinations.includes(address.slice(1))) return "catches every address of a final destination (destinations), root and postmaster included";
         return local === "" || LOCAL_PART.test(local) ? undefined : "has an invalid local part (a-z, 0-9, and . _ + - inside)";
     };
     return targetMap(c, "virtualAliases", value ?? {}, addressProblem, "address (local@domain, or @domain for the rest of a domain) to target(s)")
@@ -400,7 +402,10 @@ function certificateSettings(c: Checker, value: unknown, hostname: string | unde
     };
 }
 
-function extras(c: Checker, value: unknown, allowUnsafe: boolean, messageSizeLimit: number | undefined): Settings["extraParameters"] | undefined {
+// With a smarthost, these decide whether the password crosses in clear text.
+const RELAY_TLS_PARAMETERS = new Set(["smtp_tls_security_level", "smtp_tls_wrappermode", "smtp_sasl_tls_security_options", "smtp_tls_policy_maps", "smtp_tls_mandatory_protocols"]);
+
+function extras(c: Checker, value: unknown, allowUnsafe: boolean, messageSizeLimit: number | undefined, relay: boolean): Settings["extraParameters"] | undefined {
     if (value === undefined) return [];
     if (!c.isObject(value)) {
         c.add("extraParameters", "must be a map of main.cf parameter name to value");
@@ -416,6 +421,10 @@ function extras(c: Checker, value: unknown, allowUnsafe: boolean, messageSizeLim
         }
         if (SAFETY_PARAMETERS.has(name) && !allowUnsafe) {
             c.add(path, "would replace a safety setting (relay, client or recipient control); set allowUnsafeOverrides: true only if you mean it");
+            continue;
+        }
+        if (relay && RELAY_TLS_PARAMETERS.has(name)) {
+            c.add(path, "would change TLS towards the relayHost, which carries its password: set relayHost.tls instead");
             continue;
         }
         if (Object.hasOwn(TYPED_OPTION_OF, name) && !SAFETY_PARAMETERS.has(name)) {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
-    deployCheckScript, installScript, MANAGED_FILES, mailUsersScript, parseHostFacts, removeFileScript, serviceScript,
+    deployCheckScript, installScript, MANAGED_FILES, packagesFor, mailUsersScript, parseHostFacts, removeFileScript, serviceScript,
     stopServiceScript, uninstallScript, writeFileScript,
 } from "../../components/core/scripts";
 import { remoteCommand, shq } from "../../components/core/shell";
@@ -17,6 +17,7 @@ const BASH_SCRIPTS: Record<string, string> = {
 
 const SCRIPTS: Record<string, string> = {
     install: installScript(120),
+    "install with SASL modules": installScript(120, packagesFor(true)),
     uninstall: uninstallScript(),
     mailUsers: mailUsersScript(["fribeiro", "ops"]),
     service: serviceScript("0123abcd"),
@@ -61,7 +62,7 @@ test("remote commands run as root directly, others through sudo -n", () => {
     assert.match(remoteCommand("true", "deploy"), /^sudo -n sh -c /);
 });
 
-test("write-if-differs: writes, keeps the previous file, requests a reload, and is idempotent", () => {
+test("write-if-differs: writes, keeps the previous file (not for secrets), requests a reload, and is idempotent", () => {
     const dir = mkdtempSync(join(tmpdir(), "write-file-"));
     const state = join(dir, "state");
     const file = { path: join(dir, "etc", "secret.key"), mode: "0600" as const };
@@ -80,8 +81,14 @@ test("write-if-differs: writes, keeps the previous file, requests a reload, and 
 
     const second = run("two\n");
     assert.match(second.stdout, /^changed: /m);
-    assert.equal(readFileSync(`${file.path}.previous`, "utf8"), "one\n");
     assert.equal(readFileSync(file.path, "utf8"), "two\n");
+    assert.ok(!existsSync(`${file.path}.previous`), "a secret leaves no old copy behind");
+
+    // A public file keeps the one it replaced.
+    const conf = { path: join(dir, "etc", "mailname"), mode: "0644" as const };
+    for (const content of ["home.lan\n", "lab.lan\n"]) spawnSync("sh", ["-c", writeFileScript(conf, state)], { input: content, encoding: "utf8" });
+    assert.equal(readFileSync(`${conf.path}.previous`, "utf8"), "home.lan\n");
+    assert.equal(readFileSync(conf.path, "utf8"), "lab.lan\n");
 });
 
 test("write-if-differs: a failing check leaves the live file untouched", () => {
@@ -142,4 +149,15 @@ test("install: an interrupted dpkg is configured first, waiting (bounded) while 
     assert.match(stuck.stderr, /dpkg frontend lock was locked by another process with pid 42/);
     assert.match(stuck.stderr, /pulumi-postfix: dpkg was interrupted and dpkg --configure -a failed \(above; waited up to 1s for the dpkg lock\)/);
     assert.ok(!stuck.calls.some((c) => /^(debconf|apt-get)/.test(c)), `nothing else ran: ${stuck.calls.join("; ")}`);
+});
+
+test("write-if-differs: virtual alias targets must be users or aliases on the host", () => {
+    const dir = mkdtempSync(join(tmpdir(), "virtual-"));
+    const file = { ...MANAGED_FILES.virtualAliases, path: join(dir, "virtual"), after: [] };
+    const run = (content: string) => spawnSync("sh", ["-c", writeFileScript(file, join(dir, "state"))], { input: content, encoding: "utf8" });
+    const refused = run("# header\ninfo@shop.test root, nosuchuser-pp, x@lab.test\n");
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /points to users that do not exist on the host: nosuchuser-pp \(add them to mailUsers\)/);
+    assert.ok(!existsSync(file.path), "nothing written");
+    assert.equal(run("info@shop.test root, x@lab.test\n@tickets.test root\n").status, 0);
 });

@@ -42,6 +42,11 @@ const CASES: Array<[string, (o: Record<string, any>) => void, RegExp]> = [
     ["listen address outside trusted networks", (o) => o.listenAddresses.push("10.0.0.1"), /^postfix:listenAddresses\[2\] .*outside every trusted network/],
     ["listen on a network address", (o) => o.listenAddresses.push("192.168.1.0"), /^postfix:listenAddresses\[2\] .*network or broadcast address of 192\.168\.1\.0\/24/],
     ["listen on a broadcast address", (o) => o.listenAddresses.push("192.168.1.255"), /^postfix:listenAddresses\[2\] .*network or broadcast address/],
+    ["catch-all on a final destination", (o) => (o.virtualAliases = { "@home.lan": "fribeiro" }), /^postfix:virtualAliases\.@home\.lan catches every address of a final destination/],
+    ["smarthost TLS turned off by an extra", (o) => {
+        o.relayHost = { host: "smtp.isp.test" };
+        o.extraParameters = { smtp_tls_security_level: "none" };
+    }, /^postfix:extraParameters\.smtp_tls_security_level would change TLS towards the relayHost/],
     ["listen on all", (o) => (o.listenAddresses = ["all"]), /^postfix:listenAddresses\[0\] .*not an IPv4 or IPv6 address/],
     ["bad domain", (o) => (o.domain = "home..lan"), /^postfix:domain .*not a valid domain/],
     ["upper-case domain", (o) => (o.domain = "Home.lan"), /^postfix:domain .*lower case/],
