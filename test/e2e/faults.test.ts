@@ -3,15 +3,15 @@
 // and hand edits on the host (drift). Only loopback addresses are used; outbound mail is held
 // (defer_transports = smtp) and outside domains are reserved `.invalid` names.
 import assert from "node:assert/strict";
-import { ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
+import { ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { connect, createServer, Server, Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Report } from "../../components/core/checks";
 import { REPO } from "../support/stack";
 import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
+import { runInBackground, sleep } from "./support/background";
 import { mxConfig } from "./support/config";
 import { Run, Stack } from "./support/pulumi";
 import { replies, swaks } from "./support/smtp";
@@ -23,7 +23,6 @@ const lanClient = "127.0.14.50";
 const outsider = "127.0.99.14";
 const nobodyListens = "127.0.14.99";
 const silentListener = "127.0.14.98";
-const PULUMI = join(REPO, "scripts", "pulumi.sh");
 
 let host: HostInfo;
 let stack: Stack;
@@ -51,23 +50,11 @@ function freshHost(options: Options = {}): void {
 
 /** `pulumi up` without blocking the event loop, so the test can act while it runs. */
 function upInBackground(): { done: Promise<Run>; settled: () => boolean } {
-    const started = Date.now();
-    const child = spawn("bash", [PULUMI, "up", "--yes", "--skip-preview", "--stack", stack.name, "--non-interactive"], {
-        cwd: REPO, env: stack.env, stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
     let settled = false;
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const done = new Promise<Run>((resolve) => child.on("close", (code) => {
-        settled = true;
-        resolve({ status: code ?? -1, stdout, stderr, seconds: (Date.now() - started) / 1000 });
-    }));
+    const done = runInBackground(stack, ["up", "--yes", "--skip-preview"]).finally(() => (settled = true));
     return { done, settled: () => settled };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const seconds = (since: number) => (Date.now() - since) / 1000;
 
 /** Polls `condition` every `everyMs` until it holds; fails after `limit` seconds or when `stop()` turns true first. */
@@ -363,7 +350,7 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         console.log(`# drifted: an outsider asking for alice gets: ${drifted}`);
         assert.doesNotMatch(drifted, /554 5\.7\.1 .*Client host rejected/, "the hand edit really opened the client restrictions");
 
-        const report = verify();
+        const report = stack.verify(lanClient);
         const failures = Object.fromEntries(report.servers[0].checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]));
         for (const [check, detail] of Object.entries(failures)) console.log(`# verify: ✗ ${check}  ${detail}`);
         assert.match(failures["main.cf drift"] ?? "", /message_size_limit: expected "52428800", seen "1234"/);
@@ -376,16 +363,8 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         stack.up();
         assert.equal(hostOk(name, "postconf -h message_size_limit smtpd_client_restrictions"), "10485760\npermit_mynetworks, reject\n");
         assert.match(outsiderRcpt(), /554 5\.7\.1 .*Client host rejected/);
-        const clean = verify();
+        const clean = stack.verify(lanClient);
         assert.equal(clean.failed, 0, JSON.stringify(clean.servers[0].checks.filter((c) => !c.ok)));
     });
 });
 
-/** `npm run verify -- --stack e2e-faults --json` from the LAN client address. */
-function verify(): Report {
-    const r = spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", name, "--json", "--source-address", lanClient], {
-        cwd: REPO, encoding: "utf8", env: { ...stack.env, PULUMI_POSTFIX_PULUMI: `bash ${PULUMI}` },
-    });
-    assert.ok(r.status === 0 || r.status === 1, `verify exited ${r.status}:\n${r.stderr}`);
-    return JSON.parse(r.stdout) as Report;
-}

@@ -1,14 +1,12 @@
 // Beyond the guide, on a fresh Debian 13 host: IPv6 (on ::1), the submission port 587, virtual
 // alias domains, and certificate renewal. Loopback only; outbound mail is held on the host.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Report } from "../../components/core/checks";
-import { REPO } from "../support/stack";
 import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
+import { mxConfig } from "./support/config";
 import { Stack } from "./support/pulumi";
 import { Dialogue, replies, starttlsFingerprint, swaks } from "./support/smtp";
 
@@ -23,22 +21,14 @@ let host: HostInfo;
 type Changes = { submission?: boolean; virtualAliases?: Record<string, string | string[]>; messageSizeLimit?: number };
 const VIRTUAL = { "info@shop.test": "alice", "@tickets.test": "fribeiro" };
 
-const config = (changes: Changes = {}) => ({
-    "postfix:domain": "e2e.test",
-    "postfix:trustedNetworks": [`${subnet}.0/24`, "::1/128"],
-    "postfix:mailUsers": ["fribeiro", "alice"],
-    "postfix:aliases": { postmaster: "root", root: "fribeiro" },
-    "postfix:submission": changes.submission ?? true,
-    "postfix:virtualAliases": changes.virtualAliases ?? VIRTUAL,
-    "postfix:messageSizeLimit": changes.messageSizeLimit ?? 52428800,
-    // Hold outbound mail: a test host never delivers outside. Log to a file: no syslog here.
-    "postfix:extraParameters": { defer_transports: "smtp", maillog_file: "/var/log/postfix.log" },
-    "postfix:servers": [{
-        name: "mx",
-        hostname: "mx.e2e.test",
-        listenAddresses: [address, "::1"],
-        ssh: { host: address, user: "root", privateKeyPath: host.privateKeyPath, hostKey: host.hostPublicKey, dialErrorLimit: 3, perDialTimeout: 10 },
-    }],
+const config = (changes: Changes = {}) => mxConfig({
+    host, subnet, listenAddresses: [address, "::1"],
+    options: {
+        "postfix:trustedNetworks": [`${subnet}.0/24`, "::1/128"],
+        "postfix:submission": changes.submission ?? true,
+        "postfix:virtualAliases": changes.virtualAliases ?? VIRTUAL,
+        "postfix:messageSizeLimit": changes.messageSizeLimit ?? 52428800,
+    },
 });
 
 const send = (server: string, from: string, to: string, subject: string, args: string[] = [], port = 25) => swaks(server, from, [
@@ -130,7 +120,7 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
         assert.notEqual(after, before, "a new certificate");
         assert.equal(starttlsFingerprint(address), after, "postfix presents it");
         assert.equal(masterPid(name), pid, "a reload was enough");
-        const report = verify();
+        const report = stack.verify(lanClient);
         const check = report.servers[0].checks.find((c) => c.name === "tls certificate")!;
         assert.ok(check.ok, check.detail);
         assert.equal(check.detail, after);
@@ -167,10 +157,3 @@ function ageCertificate(target: Stack, certificate: string, hours: number): void
     target.ok(["stack", "import", "--file", file]);
 }
 
-function verify(): Report {
-    const r = spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", name, "--json", "--source-address", lanClient], {
-        cwd: REPO, encoding: "utf8", env: { ...stack.env, PULUMI_POSTFIX_PULUMI: `bash ${join(REPO, "scripts", "pulumi.sh")}` },
-    });
-    assert.ok(r.status === 0 || r.status === 1, `verify exited ${r.status}:\n${r.stderr}`);
-    return JSON.parse(r.stdout) as Report;
-}

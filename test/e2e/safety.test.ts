@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { runInBackground, sampleProcesses, submitOnce, submitUntil } from "./support/background";
+import { runInBackground, sampleProcesses, sleep, submitOnce, submitUntil } from "./support/background";
 import { hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
 import { mxConfig } from "./support/config";
 import { Stack } from "./support/pulumi";
@@ -67,7 +67,6 @@ function rcptReply(source: string, to: string): string {
     return answer;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Subjects of the messages in alice's Maildir. */
 function deliveredSubjects(): Set<string> {

@@ -1,11 +1,8 @@
 // `npm run verify` against a real deployment: all green after `pulumi up`, then the host is broken
 // outside Pulumi, one way at a time, and the right check must fail with the right detail.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Check, Report } from "../../components/core/checks";
-import { REPO } from "../support/stack";
+import type { Check } from "../../components/core/checks";
 import { hostDown, hostOk, HostInfo, hostUp } from "./support/host";
 import { mxConfig } from "./support/config";
 import { Stack } from "./support/pulumi";
@@ -21,12 +18,7 @@ export function verifySuite(suite: "bookworm" | "trixie", subnet: string): void 
     /** Runs the verify command as a user would, from a LAN address; returns its JSON report and the failed checks by name. */
     const verify = () => {
         const started = Date.now();
-        const r = spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", name, "--json", "--source-address", `${subnet}.50`, "--send", "alice"], {
-            cwd: REPO, encoding: "utf8", env: { ...stack.env, PULUMI_POSTFIX_PULUMI: `bash ${join(REPO, "scripts", "pulumi.sh")}` },
-        });
-        assert.ok(r.status === 0 || r.status === 1, `verify exited ${r.status}:\n${r.stderr}`);
-        const result = JSON.parse(r.stdout) as Report;
-        assert.equal(r.status, result.failed === 0 ? 0 : 1, "exit 0 only when every check passes");
+        const result = stack.verify(`${subnet}.50`, ["--send", "alice"]);
         const checks = result.servers[0].checks;
         const failures = Object.fromEntries(checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]));
         for (const c of checks.filter((c) => !c.ok)) console.log(`# ${suite}: ✗ ${c.name}  ${c.detail}`);

@@ -21,7 +21,7 @@ export function runInBackground(stack: Stack, args: string[]): Promise<Run> {
         resolve({ status: code ?? -1, stdout, stderr, seconds: (Date.now() - started) / 1000 })));
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface ProcessSamples {
     /** Full `ps -eo pid=,args=` runs, and in-process reads of every /proc/PID (what ps reads, without a fork). */

@@ -5,6 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dump, load } from "js-yaml";
+import assert from "node:assert/strict";
+import type { Report } from "../../../components/core/checks";
 import { REPO } from "../../support/stack";
 
 export interface Run {
@@ -73,6 +75,17 @@ export class Stack {
 
     outputs(): Record<string, any> {
         return JSON.parse(this.ok(["stack", "output", "--json"]).stdout);
+    }
+
+    /** `npm run verify -- --stack <this> --json` from a LAN source address, as a user runs it (needs dist/ built). */
+    verify(sourceAddress: string, extra: string[] = []): Report {
+        const r = spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", this.name, "--json", "--source-address", sourceAddress, ...extra], {
+            cwd: REPO, encoding: "utf8", env: { ...this.env, PULUMI_POSTFIX_PULUMI: `bash ${join(REPO, "scripts", "pulumi.sh")}` },
+        });
+        assert.ok(r.status === 0 || r.status === 1, `verify exited ${r.status}:\n${r.stderr}`);
+        const report = JSON.parse(r.stdout) as Report;
+        assert.equal(r.status, report.failed === 0 ? 0 : 1, "exit 0 only when every check passes");
+        return report;
     }
 
     remove(): void {
