@@ -1,29 +1,35 @@
-// The offline engine runs this program: version, plugins, the example stacks' plans, and a wrong
-// config stopping everything before any resource (so before any remote command) exists.
+// The engine users install, built here from upstream sources: versions, plugins, the example
+// stacks' plans, and a wrong config stopping everything before any resource (so before any remote
+// command) exists.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { REPO } from "../support/stack";
 import { Stack } from "./support/pulumi";
 
-const STEPS = ["install", "mail-users", "tls-key", "tls-cert", "mailname", "virtual-aliases", "aliases", "main-cf", "master-cf", "service", "verify"];
+const STEPS = ["ssh-reachable", "install", "mail-users", "tls-key", "tls-cert", "mailname", "virtual-aliases", "aliases", "main-cf", "master-cf", "service", "verify"];
 
-describe("the offline Pulumi engine on this project", { timeout: 5 * 60_000 }, () => {
+describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 * 60_000 }, () => {
     const home = new Stack("home");
     const lab = new Stack("lab");
     const broken = new Stack("e2e-broken");
     after(() => [home, lab, broken].forEach((s) => s.remove()));
 
-    test("pulumi version is the stamped v3.274.1, and the providers are installed plugins", () => {
+    test("pulumi v3.274.1 with the upstream language host v3.259.0, command 1.2.1 and tls 5.5.1 as installed plugins", () => {
         assert.equal(home.ok(["version"], { global: true }).stdout.trim(), "v3.274.1");
         const plugins = home.ok(["plugin", "ls"], { global: true }).stdout;
         assert.match(plugins, /^command\s+resource\s+1\.2\.1\s/m);
-        assert.match(plugins, /^tls\s+resource\s+5\.6\.1\s/m);
+        assert.match(plugins, /^tls\s+resource\s+5\.5\.1\s/m);
+        const bin = execFileSync("bash", [join(REPO, "tools", "pulumi-engine", "build.sh"), "--quiet", "--print-bin-dir"], { encoding: "utf8" }).trim();
+        assert.equal(execFileSync(join(bin, "pulumi-language-nodejs"), ["-version"], { encoding: "utf8" }).trim(), "v3.259.0");
     });
 
     for (const [stack, server] of [[home, "server"], [lab, "mail"]] as const) {
         test(`pulumi preview --stack ${stack.name} plans every step, without any secret set`, () => {
             stack.init();
             const preview = stack.ok(["preview", "--diff"]);
-            assert.match(preview.stdout, /\+ 15 to create/);
+            assert.match(preview.stdout, /\+ 16 to create/);
             for (const step of STEPS) assert.match(preview.stdout, new RegExp(`command:remote:Command: \\(create\\)[^]*${server}-${step}|${server}-${step}`));
             assert.doesNotMatch(preview.stdout + preview.stderr, /warning:/);
         });
