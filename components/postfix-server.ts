@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { shellFile } from "./shell-files";
 import { renderAliases, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "./core/files";
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
@@ -50,25 +51,6 @@ export class PostfixServer extends pulumi.ComponentResource {
         const parent = { parent: this };
         const connection = connectionOf(ssh, args.sshPrivateKey);
 
-        // One remote command per step; each opens its own SSH connection and runs only when its inputs change.
-        type Body = { create: pulumi.Input<string>; stdin?: pulumi.Input<string>; delete?: string; shell?: "bash" };
-        const step = (stepName: string, body: Body, dependsOn: pulumi.Resource[]) =>
-            new command.remote.Command(`${name}-${stepName}`, {
-                connection,
-                create: pulumi.output(body.create).apply((script) => remoteCommand(script, ssh.user, body.shell)),
-                stdin: body.stdin,
-                delete: body.delete === undefined ? undefined : remoteCommand(body.delete, ssh.user),
-                // sshd refuses unknown environment variables, and no step needs its previous output.
-                addPreviousOutputInEnv: false,
-            }, { ...parent, dependsOn });
-
-        const install = step("install", {
-            create: installScript(settings.aptLockTimeoutSeconds, packagesFor(settings.relayHost?.username !== undefined)),
-            stdin: renderPreseed(settings),
-            delete: uninstallScript(),
-        }, []);
-        const users = settings.mailUsers.length > 0 ? [step("mail-users", { create: mailUsersScript(settings.mailUsers) }, [install])] : [];
-
         const key = new tls.PrivateKey(`${name}-tls-key`, settings.certificate.algorithm === "RSA"
             ? { algorithm: "RSA", rsaBits: settings.certificate.rsaBits }
             : { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
@@ -81,6 +63,40 @@ export class PostfixServer extends pulumi.ComponentResource {
             earlyRenewalHours: settings.certificate.earlyRenewalHours,
             allowedUses: ["key_encipherment", "digital_signature", "server_auth"],
         }, parent);
+
+        // The command provider bounds only the TCP connect of each dial: a server that accepts TCP
+        // but never speaks SSH would hold a step forever. So before the steps, whenever any of
+        // them may run (the settings, the certificate or the relay password changed), the
+        // workstation checks that SSH answers within the dial bound, and that the host key is the
+        // pinned one. A run with no change runs no step, and this check neither.
+        const reachable = new command.local.Command(`${name}-ssh-reachable`, {
+            create: shellFile("ssh-reachable.sh"),
+            environment: {
+                PROBE_HOST: ssh.host, PROBE_PORT: String(ssh.port), PROBE_TIMEOUT: String(ssh.perDialTimeout),
+                PROBE_ATTEMPTS: String(ssh.dialErrorLimit), PROBE_HOST_KEY: ssh.hostKey ?? "",
+            },
+            triggers: [changeDigest(settings, ssh, cert.certPem, relayPassword)],
+            addPreviousOutputInEnv: false,
+        }, parent);
+
+        // One remote command per step; each opens its own SSH connection and runs only when its inputs change.
+        type Body = { create: pulumi.Input<string>; stdin?: pulumi.Input<string>; delete?: string; shell?: "bash" };
+        const step = (stepName: string, body: Body, dependsOn: pulumi.Resource[]) =>
+            new command.remote.Command(`${name}-${stepName}`, {
+                connection,
+                create: pulumi.output(body.create).apply((script) => remoteCommand(script, ssh.user, body.shell)),
+                stdin: body.stdin,
+                delete: body.delete === undefined ? undefined : remoteCommand(body.delete, ssh.user),
+                // sshd refuses unknown environment variables, and no step needs its previous output.
+                addPreviousOutputInEnv: false,
+            }, { ...parent, dependsOn: [reachable, ...dependsOn] });
+
+        const install = step("install", {
+            create: installScript(settings.aptLockTimeoutSeconds, packagesFor(settings.relayHost?.username !== undefined)),
+            stdin: renderPreseed(settings),
+            delete: uninstallScript(),
+        }, []);
+        const users = settings.mailUsers.length > 0 ? [step("mail-users", { create: mailUsersScript(settings.mailUsers) }, [install])] : [];
 
         const facts = install.stdout.apply(parseHostFacts);
         const parameters = facts.apply((host) => mainCfParameters(settings, host));
@@ -175,6 +191,16 @@ function connectionOf(ssh: SshSettings, secretKey: pulumi.Input<string> | undefi
         dialErrorLimit: ssh.dialErrorLimit,
         perDialTimeout: ssh.perDialTimeout,
     };
+}
+
+/**
+ * Changes whenever a step may run: the settings, the SSH settings, the certificate, the relay
+ * password. A secret when the password is in it (its hash would otherwise sit in the state).
+ */
+function changeDigest(settings: Settings, ssh: SshSettings, certPem: pulumi.Output<string>, relayPassword?: pulumi.Input<string>): pulumi.Output<string> {
+    const digest = pulumi.all([certPem, relayPassword ?? ""])
+        .apply(([pem, password]) => sha256(JSON.stringify([settings, ssh, pem, sha256(password)], (_key, value) => typeof value === "bigint" ? String(value) : value)));
+    return relayPassword === undefined ? digest : pulumi.secret(digest);
 }
 
 export function sha256(text: string): string {

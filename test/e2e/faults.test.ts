@@ -174,10 +174,18 @@ async function holdAptLocks(holdSeconds: number): Promise<{ child: ChildProcessW
  * The longest the command provider dials before a step fails: `dialErrorLimit + 1` dials of at most
  * `perDialTimeout` seconds each, with a pause after each failure but the last (0.5 s, x1.5, at most 5 s).
  */
-function dialSeconds(dialErrorLimit: number, perDialTimeout: number): number {
-    let pauses = 0;
-    for (let i = 0, pause = 0.5; i < dialErrorLimit; i++, pause = Math.min(pause * 1.5, 5)) pauses += pause;
-    return (dialErrorLimit + 1) * perDialTimeout + pauses;
+/** The SSH check's bound: `dialErrorLimit` attempts of at most `perDialTimeout` seconds, one second apart. */
+function probeSeconds(dialErrorLimit: number, perDialTimeout: number): number {
+    return dialErrorLimit * perDialTimeout + (dialErrorLimit - 1);
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** The SSH check failed the run: no remote step was started, so none is in the state. */
+function assertNoStepRan(up: Run): void {
+    assert.match(up.stdout + up.stderr, /mx-ssh-reachable \*\*creating failed\*\*/);
+    const resources: Array<{ type: string }> = JSON.parse(stack.ok(["stack", "export"]).stdout).deployment.resources ?? [];
+    assert.deepEqual(resources.filter((r) => r.type === "command:remote:Command"), []);
 }
 // The engine's own part of a failing `pulumi up` (start, program, plan): 11 to 14 s measured on the
 // 2-core machine under load; the bound leaves room for a busier one.
@@ -204,35 +212,37 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         hostDown(name);
     });
 
-    test("unreachable host, connection refused: a clear error, bounded by the dial options", async () => {
+    test("unreachable host, connection refused: a clear error before any step, bounded by the dial options", async () => {
         const dialErrorLimit = 2;
         const perDialTimeout = 5;
         assert.equal(await connectError(nobodyListens, 22), "ECONNREFUSED", "nothing listens there");
         stack.configure(config({ sshHost: nobodyListens, dialErrorLimit, perDialTimeout }));
         const up = await upInBackground().done;
-        const bound = dialSeconds(dialErrorLimit, perDialTimeout) + ENGINE_SECONDS;
-        console.log(`# refused: pulumi up failed after ${up.seconds.toFixed(1)} s (bound ${bound.toFixed(1)} s = dialing ${dialSeconds(dialErrorLimit, perDialTimeout).toFixed(2)} + engine ${ENGINE_SECONDS})`);
+        const bound = probeSeconds(dialErrorLimit, perDialTimeout) + ENGINE_SECONDS;
+        console.log(`# refused: pulumi up failed after ${up.seconds.toFixed(1)} s (bound ${bound.toFixed(1)} s = SSH check ${probeSeconds(dialErrorLimit, perDialTimeout)} + engine ${ENGINE_SECONDS})`);
         console.log(errorLines(up));
         assert.notEqual(up.status, 0);
-        assert.match(up.stdout + up.stderr, new RegExp(`mx-install \\*\\*creating failed\\*\\* error: dialing ${nobodyListens.replace(/\./g, "\\.")}:22 failed ${dialErrorLimit + 1} times: .*connection refused`));
+        assert.match(up.stdout + up.stderr, new RegExp(`pulumi-postfix: ${escape(nobodyListens)} port 22: no SSH server answered \\(${dialErrorLimit} attempts; the last one refused the connection or could not be reached\\)`));
+        assertNoStepRan(up);
         assert.ok(up.seconds < bound, `${up.seconds} s, bound ${bound} s`);
     });
 
-    test("unreachable host, a listener that never speaks SSH: every dial times out, then a clear error", async () => {
+    test("unreachable host, a listener that never speaks SSH: each attempt times out, then a clear error before any step", async () => {
         silent = createServer((socket) => silentSockets.push(socket));
         await new Promise<void>((resolve, reject) => silent!.once("error", reject).listen(22, silentListener, resolve));
         const dialErrorLimit = 2;
         const perDialTimeout = 5;
         stack.configure(config({ sshHost: silentListener, dialErrorLimit, perDialTimeout }));
         const up = await upInBackground().done;
-        const dialing = dialSeconds(dialErrorLimit, perDialTimeout);
-        console.log(`# silent: pulumi up failed after ${up.seconds.toFixed(1)} s (dials alone at least ${(dialErrorLimit + 1) * perDialTimeout} s; bound ${(dialing + ENGINE_SECONDS).toFixed(1)} s); ${silentSockets.length} connections accepted`);
+        const checking = probeSeconds(dialErrorLimit, perDialTimeout);
+        console.log(`# silent: pulumi up failed after ${up.seconds.toFixed(1)} s (attempts alone at least ${dialErrorLimit * perDialTimeout} s; bound ${(checking + ENGINE_SECONDS).toFixed(1)} s); ${silentSockets.length} connections accepted`);
         console.log(errorLines(up));
         assert.notEqual(up.status, 0);
-        assert.match(up.stdout + up.stderr, new RegExp(`dialing ${silentListener.replace(/\./g, "\\.")}:22 failed ${dialErrorLimit + 1} times: .*(timeout|timed out)`));
-        assert.equal(silentSockets.length, dialErrorLimit + 1, "one connection per dial");
-        assert.ok(up.seconds >= (dialErrorLimit + 1) * perDialTimeout, "each dial waited perDialTimeout");
-        assert.ok(up.seconds < dialing + ENGINE_SECONDS, `${up.seconds} s, bound ${dialing + ENGINE_SECONDS} s`);
+        assert.match(up.stdout + up.stderr, new RegExp(`pulumi-postfix: ${escape(silentListener)} port 22: no SSH server answered \\(${dialErrorLimit} attempts; the last one accepted the connection but sent no SSH greeting and key within ${perDialTimeout}s\\)`));
+        assertNoStepRan(up);
+        assert.equal(silentSockets.length, dialErrorLimit, "one connection per attempt");
+        assert.ok(up.seconds >= dialErrorLimit * perDialTimeout, "each attempt waited perDialTimeout");
+        assert.ok(up.seconds < checking + ENGINE_SECONDS, `${up.seconds} s, bound ${checking + ENGINE_SECONDS} s`);
     });
 
     test("the SSH connection is cut while apt installs: up fails, the next up converges", async () => {

@@ -71,6 +71,7 @@ test("the graph: steps, their order, their parent", async () => {
     const { outputs: [endpoints, fingerprint, parameters] } = await deploy({});
     const names = registered.map((r) => `${r.type} ${r.name}`);
     assert.deepEqual(names.sort(), [
+        "command:local:Command server-ssh-reachable",
         "command:remote:Command server-aliases",
         "command:remote:Command server-install",
         "command:remote:Command server-mail-users",
@@ -86,13 +87,23 @@ test("the graph: steps, their order, their parent", async () => {
         "tls:index/privateKey:PrivateKey server-tls-key",
         "tls:index/selfSignedCert:SelfSignedCert server-tls-cert",
     ]);
-    assert.deepEqual(dependsOn.get("server-mail-users"), ["server-install"]);
-    assert.deepEqual(dependsOn.get("server-aliases"), ["server-install", "server-mail-users"], "alias users exist first");
-    assert.deepEqual(dependsOn.get("server-main-cf"), ["server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases"], "main.cf goes live after the files it names");
-    assert.deepEqual(dependsOn.get("server-master-cf"), ["server-main-cf"]);
+    const probe = "server-ssh-reachable";
+    for (const r of registered.filter((r) => r.type === "command:remote:Command")) {
+        assert.equal(dependsOn.get(r.name)![0], probe, `${r.name}: SSH is checked before any session`);
+    }
+    assert.deepEqual(dependsOn.get("server-install"), [probe]);
+    assert.deepEqual(dependsOn.get("server-mail-users"), [probe, "server-install"]);
+    assert.deepEqual(dependsOn.get("server-aliases"), [probe, "server-install", "server-mail-users"], "alias users exist first");
+    assert.deepEqual(dependsOn.get("server-main-cf"), [probe, "server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases"], "main.cf goes live after the files it names");
+    assert.deepEqual(dependsOn.get("server-master-cf"), [probe, "server-main-cf"]);
     assert.deepEqual(dependsOn.get("server-service"),
-        ["server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-aliases", "server-main-cf", "server-master-cf"]);
-    assert.deepEqual(dependsOn.get("server-verify"), ["server-service"], "the deployment is checked last");
+        [probe, "server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-aliases", "server-main-cf", "server-master-cf"]);
+    assert.deepEqual(dependsOn.get("server-verify"), [probe, "server-service"], "the deployment is checked last");
+    const check = registered.find((r) => r.name === probe)!;
+    assert.deepEqual(check.inputs.environment, {
+        PROBE_HOST: "192.168.1.100", PROBE_PORT: "22", PROBE_TIMEOUT: "15", PROBE_ATTEMPTS: "10", PROBE_HOST_KEY: "",
+    });
+    assert.match(check.inputs.create, /ssh-keyscan -T "\$PROBE_TIMEOUT"/, "the script file itself, arguments in the environment");
     assert.deepEqual(endpoints, ["127.0.0.1:25", "192.168.1.100:25"]);
     assert.equal(fingerprint, execFileSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256", "-in", join(dir, "cert.pem")], { encoding: "utf8" }).trim().split("=")[1]);
     assert.equal(parameters.message_size_limit, "52428800");
@@ -121,10 +132,15 @@ test("secrets: the TLS key and the SSH key are secret, and never in a command li
 test("a file step and the service step re-run exactly when content changes", async () => {
     const service = () => plain(registered.filter((r) => r.name === "server-service").at(-1)!.inputs.create) as string;
     const mainCf = () => plain(registered.filter((r) => r.name === "server-main-cf").at(-1)!.inputs.create) as string;
-    const before = { service: service(), mainCf: mainCf() };
+    const probeTrigger = () => plain(plain(registered.find((r) => r.name === "server-ssh-reachable")!.inputs.triggers)[0]) as string;
+    const before = { service: service(), mainCf: mainCf(), probe: probeTrigger() };
+    registered.length = 0;
+    await deploy({});
+    assert.equal(probeTrigger(), before.probe, "the same settings: the SSH check does not run again");
     registered.length = 0;
     await deploy({ messageSizeLimit: 10485760 });
     assert.notEqual(service(), before.service, "service step input changes with main.cf");
+    assert.notEqual(probeTrigger(), before.probe, "a change runs the SSH check first");
     assert.equal(mainCf(), before.mainCf, "the write script itself is the same; only stdin changed");
     assert.equal(registered.filter((r) => r.name === "server-install")[0].inputs.stdin.includes("10485760"), false, "install answers do not depend on the size");
 });
@@ -149,6 +165,8 @@ test("smarthost: the password travels only as a secret on stdin; submission adds
     assert.equal(parameters.relayhost, "[smtp.isp.test]:587");
     assert.equal(parameters.smtp_tls_security_level, "encrypt", "the password never crosses in clear text");
     const commands = registered.filter((r) => r.type === "command:remote:Command");
+    const probe = registered.find((r) => r.name === "server-ssh-reachable")!;
+    assert.ok(isSecret(probe.inputs.triggers) || isSecret(probe.inputs.triggers[0]), "the SSH check's trigger follows the password: a secret");
     const sasl = commands.find((c) => c.name === "server-sasl-passwd")!;
     assert.ok(isSecret(sasl.inputs.stdin));
     assert.equal(plain(sasl.inputs.stdin).split("\n")[1], `[smtp.isp.test]:587 me@isp.test:${password}`);
