@@ -1,4 +1,4 @@
-// Issue 7's benchmark: `npm run bench [-- --runs N] [-- --json FILE]` (root; not part of npm test).
+// The benchmark: `npm run bench [-- --runs N] [-- --json FILE]` (root; not part of npm test).
 // Every figure is measured on fresh Debian 12 test hosts (127.0.40.x-127.0.44.x, named bench-*),
 // against a floor: one plain SSH session doing the same install, or an empty Pulumi program.
 import { spawnSync } from "node:child_process";
