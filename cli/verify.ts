@@ -1,6 +1,8 @@
 // `npm run verify -- --stack NAME`: checks that each deployed server still is what the stack says,
 // from the workstation (SMTP, STARTTLS) and on the host (SSH). Changes nothing on the server except
 // the short XCLIENT window of the relay check, which is always closed again (see the README).
+// `--changes`: instead, lists what the next `pulumi up` would change on each server (a server set
+// up by hand, before its first deployment): reads only, over SSH.
 import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
@@ -12,6 +14,7 @@ import {
     maildirWaitScript, mismatch, parseHostReport, parsePostconf, passed, replyCheck, replyText, report, restoredChecks,
     ServerReport, xclientWindowScript,
 } from "../components/core/checks";
+import { Change, describeChange, plannedChanges } from "../components/core/changes";
 import { renderAliases, renderMailname, renderVirtualAliases } from "../components/core/files";
 import { postfixAddress } from "../components/core/net";
 import { PATHS } from "../components/core/paths";
@@ -31,6 +34,8 @@ const DELIVERY_WAIT_SECONDS = 30;
 export interface Options {
     stack: string;
     json: boolean;
+    /** List what the next `pulumi up` would change instead of checking. */
+    changes?: boolean;
     send?: string;
     sourceAddress?: string;
     server?: string;
@@ -39,16 +44,20 @@ export interface Options {
 /** A problem the user must fix before anything can be checked: exit 2. */
 export class UsageError extends Error {}
 
-const USAGE = "usage: npm run verify -- --stack NAME [--json] [--send LOCAL_USER] [--source-address IP] [--server NAME]";
+const USAGE = "usage: npm run verify -- --stack NAME [--json] [--send LOCAL_USER] [--source-address IP] [--server NAME]\n" +
+    "       npm run verify -- --stack NAME --changes [--json] [--server NAME]";
 
 export function parseArgs(argv: readonly string[]): Options {
     const values: Record<string, string> = {};
     let json = false;
+    let changes = false;
     for (let i = 0; i < argv.length; i++) {
         const arg = argv[i];
         const [flag, inline] = arg.split(/=(.*)/s, 2);
         if (flag === "--json" && inline === undefined) {
             json = true;
+        } else if (flag === "--changes" && inline === undefined) {
+            changes = true;
         } else if (["--stack", "--send", "--source-address", "--server"].includes(flag)) {
             const value = inline ?? argv[++i];
             if (value === undefined || value === "" || value.startsWith("--")) throw new UsageError(`${flag} needs a value\n${USAGE}`);
@@ -60,7 +69,9 @@ export function parseArgs(argv: readonly string[]): Options {
     if (!values["--stack"]) throw new UsageError(`--stack is required\n${USAGE}`);
     const send = values["--send"];
     if (send !== undefined && !UNIX_USER.test(send)) throw new UsageError(`--send ${JSON.stringify(send)} is not a local user name`);
-    return { stack: values["--stack"], json, send, sourceAddress: values["--source-address"], server: values["--server"] };
+    if (changes && (send !== undefined || values["--source-address"] !== undefined)) throw new UsageError(`--changes only reads: no --send or --source-address\n${USAGE}`);
+    const parsed: Options = { stack: values["--stack"], json, send, sourceAddress: values["--source-address"], server: values["--server"] };
+    return changes ? { ...parsed, changes } : parsed;
 }
 
 // ---- The stack: outputs and config, through the Pulumi CLI.
@@ -94,7 +105,7 @@ interface Target {
 function readStack(options: Options): { targets: Target[]; secretKey?: string } {
     const outputs = pulumiJson(["stack", "output", "--json", "--stack", options.stack]);
     const deployed: Record<string, ServerOutputs> = outputs?.mailServers ?? {};
-    if (Object.keys(deployed).length === 0) throw new UsageError(`stack ${options.stack} has no outputs: run pulumi up first`);
+    if (Object.keys(deployed).length === 0 && !options.changes) throw new UsageError(`stack ${options.stack} has no outputs: run pulumi up first`);
     const config: Record<string, { value?: string }> = pulumiJson(["config", "--json", "--show-secrets", "--stack", options.stack]);
     const { servers, problems } = readStackConfig(Object.fromEntries(Object.entries(config).map(([key, entry]) => [key, String(entry.value ?? "")])));
     if (problems.length > 0) throw new UsageError(new ConfigError(problems).message);
@@ -319,9 +330,53 @@ async function verifyServer({ plan, outputs }: Target, options: Options, secretK
     return { name: plan.name, checks };
 }
 
+// ---- --changes: what the next pulumi up would change, read from the host.
+
+interface ServerChanges { name: string; changes?: Change[]; error?: string }
+
+async function changesOf({ plan }: Target, secretKey: string | undefined): Promise<ServerChanges> {
+    let ssh: NodeSSH;
+    try {
+        ssh = await connectSsh(plan.ssh, secretKey);
+    } catch (error) {
+        return { name: plan.name, error: `ssh ${plan.ssh.user}@${plan.ssh.host}:${plan.ssh.port}: ${(error as Error).message}` };
+    }
+    try {
+        const s = parseHostReport((await runScript(ssh, plan.ssh.user, hostReportScript(), "reading the host")).stdout);
+        const text = (name: string) => (s[name]?.status === 0 ? s[name].output : undefined);
+        const changes = plannedChanges(plan.settings, {
+            postconf: text("postconf"), compatibilityLevel: text("compatibilityLevel"),
+            aliases: text("aliases"), mailname: text("mailname"), virtualAliases: text("virtualAliases"),
+        });
+        return { name: plan.name, changes };
+    } catch (error) {
+        return { name: plan.name, error: (error as Error).message };
+    } finally {
+        ssh.dispose();
+    }
+}
+
+function formatChanges(stack: string, servers: ServerChanges[]): string {
+    const width = Math.max(0, ...servers.flatMap((s) => (s.changes ?? []).map((c) => c.file.length)));
+    return servers.flatMap((s) => {
+        if (s.error !== undefined) return [`${s.name} (stack ${stack}): cannot read the host: ${s.error}`];
+        const changes = s.changes ?? [];
+        return [
+            `${s.name} (stack ${stack}): ${changes.length === 0 ? "nothing" : `${changes.length} change${changes.length === 1 ? "" : "s"}`} on the next pulumi up`,
+            ...changes.map((c) => `  ${c.file.padEnd(width)}  ${describeChange(c)}`),
+        ];
+    }).join("\n") + "\n";
+}
+
 async function main(): Promise<number> {
     const options = parseArgs(process.argv.slice(2));
     const { targets, secretKey } = readStack(options);
+    if (options.changes) {
+        const servers: ServerChanges[] = [];
+        for (const target of targets) servers.push(await changesOf(target, secretKey));
+        process.stdout.write(options.json ? `${JSON.stringify({ stack: options.stack, servers }, null, 2)}\n` : formatChanges(options.stack, servers));
+        return servers.some((s) => s.error !== undefined) ? 1 : 0;
+    }
     const servers: ServerReport[] = [];
     for (const target of targets) servers.push(await verifyServer(target, options, secretKey));
     const result = report(options.stack, servers);

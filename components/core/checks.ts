@@ -143,6 +143,7 @@ export const HOST_SECTIONS: Readonly<Record<string, string>> = {
     running: "script -qec 'postfix status' /dev/null",
     check: "script -qec 'postfix check' /dev/null",
     postconf: "postconf -n",
+    compatibilityLevel: "postconf -h compatibility_level",
     aliases: `cat ${shq(PATHS.aliases)}`,
     mailname: `cat ${shq(PATHS.mailname)}`,
     virtualAliases: `cat ${shq(PATHS.virtualAliases)}`,

@@ -4,14 +4,23 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
+import { eventually, hostDown, HostKind, hostOk, hostReboot, hostSh, HostInfo, hostUp, masterPid, sshLogins } from "./support/host";
 import { mxConfig } from "./support/config";
 import { Stack } from "./support/pulumi";
 import { replies, starttlsFingerprint, swaks } from "./support/smtp";
 
-/** `user`: root, or the test host's `deploy` user, who has passwordless sudo. */
-export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: "root" | "deploy"): void {
-    const name = `e2e-${suite}`;
+/**
+ * `user`: root, or the test host's `deploy` user, who has passwordless sudo. `kind`: a chroot, or
+ * a booted host where systemd (PID 1) manages postfix, as on a real server; there the suite also
+ * checks the units, what the journal says of reloads and restarts, and a reboot.
+ */
+export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: "root" | "deploy", kind: HostKind = "chroot"): void {
+    const name = kind === "boot" ? `e2e-${suite}-systemd` : `e2e-${suite}`;
+    const booted = kind === "boot";
+    // The unit that runs the master: Debian 12 runs it as the instance postfix@- of the wrapper
+    // postfix.service; Debian 13 (postfix 3.10) runs it as postfix.service itself.
+    const masterUnit = suite === "bookworm" ? "postfix@-.service" : "postfix.service";
+    const unitPattern = masterUnit.replace(/[.@-]/g, "\\$&");
     const address = `${subnet}.2`;
     const secondAddress = `${subnet}.3`;
     const lanClient = `${subnet}.50`;
@@ -30,9 +39,13 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
         "--ehlo", "pc.e2e.test", "--from", "tester@e2e.test", "--to", to, "--header", `Subject: ${subject}`, "--body", "sent by the e2e suite",
     ]);
 
-    describe(`pulumi up onto a fresh Debian ${suite} host, as ${user}`, { timeout: 15 * 60_000 }, () => {
+    /** systemd's own lines about postfix since `since` (a `journalctl --since` time). */
+    const journal = (since: string) => hostOk(name, `journalctl --no-pager -o cat --since '${since}' -u postfix.service -u postfix@-.service`);
+    const hostNow = () => hostOk(name, "date '+%Y-%m-%d %H:%M:%S'").trim();
+
+    describe(`pulumi up onto a fresh Debian ${suite} host${booted ? " booted with systemd" : ""}, as ${user}`, { timeout: 15 * 60_000 }, () => {
         before(() => {
-            host = hostUp(name, suite, address);
+            host = hostUp(name, suite, address, kind);
             stack.init(config());
         });
         after(() => {
@@ -47,6 +60,12 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             firstUp = up.stdout + up.stderr;
             console.log(`# ${suite}: cold pulumi up took ${up.seconds.toFixed(1)} s`);
             assert.ok(masterPid(name), "postfix runs");
+            if (booted) {
+                assert.equal(hostOk(name, "cat /proc/1/comm").trim(), "systemd", "systemd is PID 1");
+                assert.equal(hostOk(name, `systemctl is-active postfix.service ${masterUnit}`).trim(), "active\nactive");
+                assert.equal(hostOk(name, "systemctl is-enabled postfix.service").trim(), "enabled", "postfix starts at boot");
+                assert.equal(hostSh(name, `grep -qF '${masterUnit}' /proc/${masterPid(name)}/cgroup`).status, 0, "the master runs in the unit's cgroup");
+            }
         });
 
         test("220 banner, EHLO with STARTTLS and the configured SIZE, no VRFY", () => {
@@ -116,12 +135,14 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             assert.doesNotMatch(state, /PRIVATE KEY/, "neither the TLS key nor the SSH key is in the state in plain text");
         });
 
-        test("a second run changes nothing and does not restart postfix", () => {
+        test("a second run changes nothing, opens no SSH connection and does not restart postfix", () => {
             const pid = masterPid(name);
+            const logins = sshLogins(name);
             const preview = stack.run(["preview", "--expect-no-changes"]);
             assert.equal(preview.status, 0, preview.stdout + preview.stderr);
             stack.up();
             assert.equal(masterPid(name), pid);
+            assert.equal(sshLogins(name), logins, "no SSH connection on a run without change");
         });
 
         test("a new message size limit re-runs only main.cf and the service step, and reloads", () => {
@@ -132,17 +153,33 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             console.log(diff.split("\n").filter((l) => /message_size_limit|[~±] .*Command/.test(l)).map((l) => `# ${l}`).join("\n"));
             assert.match(diff, /-\s*message_size_limit = 52428800/, "the diff shows the old value");
             assert.match(diff, /\+\s*message_size_limit = 10485760/, "and the new one");
+            const since = booted ? hostNow() : "";
             stack.up();
             assert.ok(ehlo().includes("250-SIZE 10485760"));
             assert.equal(masterPid(name), pid, "a reload keeps the master process");
+            if (booted) {
+                const lines = journal(since);
+                console.log(lines.split("\n").filter(Boolean).map((l) => `# journal: ${l}`).join("\n"));
+                assert.match(lines, new RegExp(`^Reloading ${unitPattern}`, "m"), "systemctl reload postfix, seen by systemd");
+                assert.match(lines, new RegExp(`^Reloaded ${unitPattern}`, "m"));
+                assert.doesNotMatch(lines, /^Stopping postfix/m, "no restart");
+            }
         });
 
         test("new listen addresses restart postfix and the new address answers", () => {
             hostOk(name, `ip addr add ${secondAddress}/32 dev lo`);
             const pid = masterPid(name);
             stack.configure(config({ messageSizeLimit: 10485760, listenAddresses: [address, secondAddress] }));
+            const since = booted ? hostNow() : "";
             stack.up();
             assert.notEqual(masterPid(name), pid, "listeners need a stop and start");
+            if (booted) {
+                const lines = journal(since);
+                console.log(lines.split("\n").filter(Boolean).map((l) => `# journal: ${l}`).join("\n"));
+                assert.match(lines, new RegExp(`^Stopping ${unitPattern}`, "m"), "systemctl restart postfix, seen by systemd");
+                assert.match(lines, new RegExp(`^Started ${unitPattern}`, "m"));
+                assert.equal(hostSh(name, `grep -qF '${masterUnit}' /proc/${masterPid(name)}/cgroup`).status, 0, "the new master runs in the unit's cgroup");
+            }
             const banner = replies(swaks(secondAddress, lanClient, ["--ehlo", "pc.e2e.test", "--quit-after", "EHLO"]))[0];
             assert.match(banner, /^220 mx\.e2e\.test ESMTP$/);
         });
@@ -163,6 +200,27 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             const outside = swaks(address, outsider, ["--ehlo", "mail.example.invalid", "--from", "x@example.invalid", "--to", "someone@example.invalid", "--quit-after", "RCPT"]);
             assert.ok(replies(outside).some((l) => /^554 5\.7\.1 .*Client host rejected/.test(l)), outside.transcript);
             assert.equal(hostSh(name, "postconf -n | grep -c smtpd_authorized_xclient_hosts").stdout.trim(), "0", "the probe leaves no XCLIENT behind");
+        });
+
+        if (booted) test("after a reboot postfix runs without pulumi up, held mail is delivered, verify passes, nothing to plan", async () => {
+            // Accepted, then held: with the queue manager off, nothing leaves the incoming queue.
+            const subject = `across the reboot ${randomUUID()}`;
+            hostOk(name, "postconf -e master_service_disable=qmgr.unix && postfix reload");
+            const dialogue = send("alice@e2e.test", subject);
+            assert.ok(replies(dialogue).some((l) => /^250 2\.0\.0 Ok: queued as /.test(l)), dialogue.transcript);
+            assert.match(hostOk(name, "postqueue -p"), /alice@e2e\.test/, "held in the queue");
+            assert.notEqual(hostSh(name, `grep -l 'Subject: ${subject}' /home/alice/Maildir/new/* 2>/dev/null`).status, 0, "not delivered yet");
+            // main.cf back as deployed; only the next boot reads it.
+            hostOk(name, "postconf -X master_service_disable");
+            const seconds = hostReboot(name);
+            console.log(`# ${suite}: power off and boot again: ${seconds.toFixed(1)} s until sshd answered`);
+            await eventually(name, `systemctl is-active ${masterUnit}`, 60);
+            assert.ok(masterPid(name), "postfix started at boot");
+            await eventually(name, `grep -l 'Subject: ${subject}' /home/alice/Maildir/new/*`, 60);
+            const verify = stack.verify(lanClient);
+            assert.equal(verify.failed, 0, JSON.stringify(verify.servers[0].checks.filter((c) => !c.ok)));
+            const preview = stack.run(["preview", "--expect-no-changes"]);
+            assert.equal(preview.status, 0, preview.stdout + preview.stderr);
         });
 
         test("pulumi destroy stops and removes postfix, keeps mail, users and the system files", () => {

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # testhost.sh: disposable Debian test hosts for the pulumi-postfix end-to-end tests.
 #
-# A "host" is a Debian root file system (debootstrap minbase) unpacked into a folder, with
-# proc/dev/devpts mounted, its own loopback address (ADDR/32 on lo) and an sshd that listens
-# only on ADDR:22. It shares the machine's network namespace and kernel; no systemd runs inside.
+# A "host" is a Debian root file system (debootstrap minbase) unpacked into a folder, with its
+# own loopback address (ADDR/32 on lo) and an sshd that listens only on ADDR:22. It shares the
+# machine's network namespace and kernel. Two kinds:
+#   chroot   proc/dev/devpts mounted, sshd started in a chroot; no systemd runs inside
+#   boot     (--boot) booted by systemd-nspawn: systemd is PID 1 and starts sshd, postfix, ...
+#            like on a real server; `reboot` powers it off and boots the same root again
 #
 # Usage:
-#   testhost.sh rootfs SUITE             build/cache the root fs tarball; prints its path
-#   testhost.sh up NAME SUITE ADDR       start host NAME (ADDR = 127.x.y.z); prints host JSON
-#   testhost.sh exec NAME -- CMD...      run CMD as root inside host NAME (status passed through)
-#   testhost.sh down NAME                stop and remove host NAME (idempotent)
+#   testhost.sh rootfs SUITE [--boot]        build/cache the root fs tarball; prints its path
+#   testhost.sh up NAME SUITE ADDR [--boot]  start host NAME (ADDR = 127.x.y.z); prints host JSON
+#   testhost.sh exec NAME -- CMD...          run CMD as root inside host NAME (status passed through)
+#   testhost.sh reboot NAME                  power a booted host off and boot it again
+#   testhost.sh down NAME                    stop and remove host NAME (idempotent)
 #   testhost.sh down-all                 down every host under the hosts dir
 #   testhost.sh list                     list hosts (name suite address state)
 #
@@ -28,11 +32,17 @@ HOSTS_DIR=${PULUMI_POSTFIX_HOSTS:-/tmp/pulumi-postfix-hosts}
 
 # Packages installed into the image by debootstrap.
 ROOTFS_PACKAGES=openssh-server,sudo,iproute2,procps,ca-certificates
-# Packages only downloaded into /var/cache/apt/archives (the product installs them).
+# A booted image also has an init system, and journald's reader.
+BOOT_PACKAGES=systemd-sysv,dbus
+# Packages only downloaded into /var/cache/apt/archives (the product installs them). A booted
+# image also holds Debian's default MTA, which tests install to see it replaced (a separate
+# download: exim4 and postfix conflict).
 PREFETCH_PACKAGES="postfix postfix-doc"
+PREFETCH_BOOT_PACKAGES="exim4-daemon-light"
 
 SSH_PORT=22
 UP_WAIT_SECONDS=20
+BOOT_WAIT_SECONDS=90
 PATH_INSIDE=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 log() { printf 'testhost: %s\n' "$*" >&2; }
@@ -183,64 +193,100 @@ build_rootfs() { # SUITE DIR MIRROR
     [ ! -e "$dir/run/systemd/system" ] || die "image has /run/systemd/system"
 }
 
-rootfs_key() { # SUITE MIRROR
+# The booted image: the chroot image with an init system, whose package scripts do start their
+# services (no policy-rc.d), as on a real server.
+build_boot_rootfs() { # SUITE DIR MIRROR
+    local dir=$2 ROOTFS_PACKAGES=$ROOTFS_PACKAGES,$BOOT_PACKAGES
+    build_rootfs "$@"
+    rm -f "$dir/usr/sbin/policy-rc.d"
+    # shellcheck disable=SC2086  # word list
+    chroot "$dir" env -i PATH="$PATH_INSIDE" DEBIAN_FRONTEND=noninteractive \
+        apt-get install --download-only -y $PREFETCH_BOOT_PACKAGES >&2
+    # No login prompts on the pipe console; the journal kept on disk, so that what happened
+    # before a reboot can be read after it.
+    ln -sf /dev/null "$dir/etc/systemd/system/console-getty.service"
+    ln -sf /dev/null "$dir/etc/systemd/system/getty@tty1.service"
+    install -d -m 2755 "$dir/var/log/journal"
+}
+
+rootfs_key() { # SUITE MIRROR KIND
     {
         declare -f build_rootfs
         printf '%s\n' "$ROOTFS_PACKAGES" "$PREFETCH_PACKAGES" "$1" "$2"
+        if [ "$3" = boot ]; then
+            declare -f build_boot_rootfs
+            printf '%s\n' "$BOOT_PACKAGES" "$PREFETCH_BOOT_PACKAGES"
+        fi
     } | sha256sum | cut -c1-12
 }
 
+# The image's name: SUITE for a chroot host, SUITE-boot for a booted one.
+image_name() { # SUITE KIND
+    if [ "$2" = boot ]; then printf '%s-boot' "$1"; else printf '%s' "$1"; fi
+}
+
 # Ensure the tarball exists; sets ROOTFS_TARBALL.
-ensure_rootfs() { # SUITE
-    local suite=$1 mirror key dir tarball lock tmpdir tmptar t0 f
+ensure_rootfs() { # SUITE KIND
+    local suite=$1 kind=$2 image mirror key dir tarball lock tmpdir tmptar t0 f
     check_suite "$suite"
+    image=$(image_name "$suite" "$kind")
     mirror=$(detect_mirror)
-    key=$(rootfs_key "$suite" "$mirror")
+    key=$(rootfs_key "$suite" "$mirror" "$kind")
     dir=$CACHE_DIR/rootfs
-    tarball=$dir/$suite-$key.tar.gz
+    tarball=$dir/$image-$key.tar.gz
     ROOTFS_TARBALL=$tarball
     if [ -f "$tarball" ]; then
-        log "rootfs $suite: cached $tarball"
+        log "rootfs $image: cached $tarball"
         return 0
     fi
     need_root
     command -v debootstrap >/dev/null || die "debootstrap missing (apt-get install -y debootstrap)"
     mkdir -p "$dir"
-    lock=$dir/.$suite.lock
+    lock=$dir/.$image.lock
     exec 9>"$lock"
     flock 9
     if [ -f "$tarball" ]; then # built by a concurrent call while we waited
         exec 9>&-
-        log "rootfs $suite: cached $tarball"
+        log "rootfs $image: cached $tarball"
         return 0
     fi
     t0=$(now_ms)
-    log "rootfs $suite: building $tarball from $mirror"
-    tmpdir=$(mktemp -d "$dir/build-$suite.XXXXXX")
+    log "rootfs $image: building $tarball from $mirror"
+    tmpdir=$(mktemp -d "$dir/build-$image.XXXXXX")
     tmptar=$tarball.tmp.$$
     # shellcheck disable=SC2064  # expand now: the values are fixed
     trap "safe_rm_tree '$tmpdir'; rm -f '$tmptar'" EXIT
-    build_rootfs "$suite" "$tmpdir" "$mirror"
+    if [ "$kind" = boot ]; then
+        build_boot_rootfs "$suite" "$tmpdir" "$mirror"
+    else
+        build_rootfs "$suite" "$tmpdir" "$mirror"
+    fi
     unmount_all_under "$tmpdir" || die "mounts remain under $tmpdir"
-    log "rootfs $suite: packing"
+    log "rootfs $image: packing"
     tar --numeric-owner --one-file-system -C "$tmpdir" -czf "$tmptar" .
     mv -f "$tmptar" "$tarball"
     safe_rm_tree "$tmpdir"
     trap - EXIT
     # Drop images of this suite with another key (old package list or build steps).
-    for f in "$dir/$suite"-*.tar.gz; do
+    for f in "$dir/$image"-????????????.tar.gz; do
         [ "$f" = "$tarball" ] || rm -f "$f"
     done
     exec 9>&-
-    log "rootfs $suite: built in $(elapsed "$t0"), $(du -h "$tarball" | cut -f1)"
+    log "rootfs $image: built in $(elapsed "$t0"), $(du -h "$tarball" | cut -f1)"
+}
+
+# --boot as the last argument: the booted kind.
+kind_of() { # LAST-ARG
+    if [ "$1" = --boot ]; then printf 'boot'; else printf 'chroot'; fi
 }
 
 cmd_rootfs() {
-    [ $# -eq 1 ] || usage
-    local t0
+    [ $# -eq 1 ] || { [ $# -eq 2 ] && [ "$2" = --boot ]; } || usage
+    local t0 kind
+    kind=$(kind_of "${2:-}")
     t0=$(now_ms)
-    ensure_rootfs "$1"
-    log "rootfs $1: ready in $(elapsed "$t0")"
+    ensure_rootfs "$1" "$kind"
+    log "rootfs $(image_name "$1" "$kind"): ready in $(elapsed "$t0")"
     printf '%s\n' "$ROOTFS_TARBALL"
 }
 
@@ -292,9 +338,102 @@ spawn_detached() {
     )
 }
 
+# sshd in the chroot, in its own UTS namespace (so `hostname` inside says NAME, postfix's
+# myhostname default). Ready = sshd wrote its pid file (it does so after binding) and ADDR:22
+# accepts.
+start_chroot_sshd() { # NAME ROOT
+    local name=$1 root=$2 addr i
+    addr=$(cat "$(host_dir "$name")/address")
+    # shellcheck disable=SC2016  # expanded by the inner sh
+    # sshd daemonizes before it binds: a non-zero status here is an early error only.
+    spawn_detached wait unshare --uts sh -c 'hostname "$1" && exec chroot "$2" /usr/sbin/sshd -E /var/log/sshd.log' \
+        sh "$name" "$root" || {
+        tail -n 5 "$root/var/log/sshd.log" >&2 2>/dev/null || true
+        die "sshd did not start"
+    }
+    for ((i = 0; i < UP_WAIT_SECONDS * 5; i++)); do
+        if sshd_pid "$root" >/dev/null && port_open "$addr" "$SSH_PORT"; then return 0; fi
+        # sshd gone (e.g. "Cannot bind any address"): stop waiting.
+        if [ "$i" -ge 5 ] && [ -z "$(pids_in_root "$root")" ]; then break; fi
+        sleep 0.2
+    done
+    tail -n 5 "$root/var/log/sshd.log" >&2 2>/dev/null || true
+    die "sshd not listening on $addr:$SSH_PORT"
+}
+
+# The systemd-nspawn process of a booted host, if it runs.
+nspawn_pid() { # HOST_DIR
+    local pid
+    pid=$(cat "$1/nspawn.pid" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd-nspawn ] || return 1
+    printf '%s\n' "$pid"
+}
+
+# PID 1 of a booted host (its systemd), as the machine sees it.
+init_pid() { # HOST_DIR
+    local pid child
+    pid=$(nspawn_pid "$1") || return 1
+    child=$(awk '{print $1}' "/proc/$pid/task/$pid/children" 2>/dev/null)
+    [ -n "$child" ] || return 1
+    printf '%s\n' "$child"
+}
+
+# Boots the host's root with systemd as PID 1 (shared network: sshd and postfix bind the host's
+# own loopback address), then waits until sshd answers. The console goes to HOST_DIR/console.log.
+boot_host() { # HOST_DIR
+    local hd=$1 name addr i
+    name=${hd##*/}
+    addr=$(cat "$hd/address")
+    command -v systemd-nspawn >/dev/null || die "systemd-nspawn missing (apt-get install -y systemd-container)"
+    # --register=no --keep-unit: this machine has no systemd or D-Bus of its own to register with.
+    # shellcheck disable=SC2016  # expanded by the inner sh
+    spawn_detached nowait sh -c 'echo $$ >"$1/nspawn.pid"; exec systemd-nspawn -D "$1/root" --boot --machine="$2" \
+        --register=no --keep-unit --console=pipe >>"$1/console.log" 2>&1' sh "$hd" "$name"
+    for ((i = 0; i < BOOT_WAIT_SECONDS * 5; i++)); do
+        if [ "$i" -ge 10 ] && ! nspawn_pid "$hd" >/dev/null; then
+            tail -n 20 "$hd/console.log" >&2 || true
+            die "systemd-nspawn exited while booting $name"
+        fi
+        if port_open "$addr" "$SSH_PORT"; then return 0; fi
+        sleep 0.2
+    done
+    tail -n 20 "$hd/console.log" >&2 || true
+    die "$name: sshd not listening on $addr:$SSH_PORT after ${BOOT_WAIT_SECONDS}s"
+}
+
+# A clean power-off: SIGTERM asks systemd-nspawn to halt the container; KILL after 60 s.
+power_off() { # HOST_DIR
+    local hd=$1 pid i
+    pid=$(nspawn_pid "$hd") || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 600; i++)); do
+        nspawn_pid "$hd" >/dev/null || return 0
+        sleep 0.1
+    done
+    log "warning: $hd did not halt within 60s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+}
+
+cmd_reboot() {
+    [ $# -eq 1 ] || usage
+    local name=$1 hd t0
+    check_name "$name"
+    need_root
+    t0=$(now_ms)
+    hd=$(host_dir "$name")
+    [ "$(cat "$hd/kind" 2>/dev/null)" = boot ] || die "'$name' is not a booted host"
+    hd=$(cd "$hd" && pwd -P)
+    power_off "$hd"
+    log "reboot $name: halted in $(elapsed "$t0")"
+    boot_host "$hd"
+    log "reboot $name: up again in $(elapsed "$t0")"
+}
+
 cmd_up() {
-    [ $# -eq 3 ] || usage
-    local name=$1 suite=$2 addr=$3 hd root key t0 pub pid i ssh_opts json
+    [ $# -eq 3 ] || { [ $# -eq 4 ] && [ "$4" = --boot ]; } || usage
+    local name=$1 suite=$2 addr=$3 kind hd root key t0 pub pid ssh_opts json
+    kind=$(kind_of "${4:-}")
     check_name "$name"
     check_suite "$suite"
     check_addr "$addr"
@@ -303,7 +442,7 @@ cmd_up() {
     hd=$(host_dir "$name")
     [ ! -e "$hd" ] || die "host '$name' already exists at $hd (run: $0 down $name)"
     if lo_has_addr "$addr"; then die "$addr is already on lo (another host?)"; fi
-    ensure_rootfs "$suite"
+    ensure_rootfs "$suite" "$kind"
 
     mkdir -p "$HOSTS_DIR"
     mkdir -m 0755 "$hd"
@@ -311,6 +450,7 @@ cmd_up() {
     root=$hd/root
     key=$hd/id_ed25519
     printf '%s\n' "$suite" >"$hd/suite"
+    printf '%s\n' "$kind" >"$hd/kind"
     # From here on, any failure tears the half-made host down.
     # shellcheck disable=SC2064
     trap "log 'up failed; cleaning up'; cmd_down '$name' || true" EXIT
@@ -323,12 +463,15 @@ cmd_up() {
     printf '%s\n' "$name" >"$root/etc/hostname"
     printf '127.0.0.1\tlocalhost\n%s\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$addr" "$name" >"$root/etc/hosts"
 
-    # Kernel file systems. /dev is a private bind (mounts below it must not reach the
-    # machine's /dev); devpts is a new instance so ptys inside are the host's own.
-    mount -t proc proc "$root/proc"
-    mount --bind /dev "$root/dev"
-    mount --make-private "$root/dev"
-    mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$root/dev/pts"
+    # Kernel file systems (a booted host gets its own from systemd-nspawn). /dev is a private
+    # bind (mounts below it must not reach the machine's /dev); devpts is a new instance so ptys
+    # inside are the host's own.
+    if [ "$kind" = chroot ]; then
+        mount -t proc proc "$root/proc"
+        mount --bind /dev "$root/dev"
+        mount --make-private "$root/dev"
+        mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$root/dev/pts"
+    fi
 
     ip addr add "$addr/32" dev lo
     # Recorded only once added: `down` removes the address it finds here.
@@ -359,39 +502,30 @@ UseDNS no
 EOF
     install -d -m 0755 "$root/run/sshd"
     chroot "$root" /usr/sbin/sshd -t >&2 || die "sshd -t failed"
-    # Own UTS namespace, so `hostname` inside says NAME (postfix's myhostname default).
-    # shellcheck disable=SC2016  # expanded by the inner sh
-    # sshd daemonizes before it binds: a non-zero status here is an early error only.
-    spawn_detached wait unshare --uts sh -c 'hostname "$1" && exec chroot "$2" /usr/sbin/sshd -E /var/log/sshd.log' \
-        sh "$name" "$root" || {
-        tail -n 5 "$root/var/log/sshd.log" >&2 2>/dev/null || true
-        die "sshd did not start"
-    }
-
-    # Ready = sshd wrote its pid file (it does so after binding) and ADDR:22 accepts.
-    pid=
-    for ((i = 0; i < UP_WAIT_SECONDS * 5; i++)); do
-        if pid=$(sshd_pid "$root") && port_open "$addr" "$SSH_PORT"; then break; fi
-        pid=
-        # sshd gone (e.g. "Cannot bind any address"): stop waiting.
-        if [ "$i" -ge 5 ] && [ -z "$(pids_in_root "$root")" ]; then break; fi
-        sleep 0.2
-    done
-    if [ -z "$pid" ]; then
-        tail -n 5 "$root/var/log/sshd.log" >&2 2>/dev/null || true
-        die "sshd not listening on $addr:$SSH_PORT"
+    if [ "$kind" = boot ]; then
+        # systemd starts sshd (ssh.service), logging to the same file as on a chroot host.
+        install -d -m 0755 "$root/etc/systemd/system/ssh.service.d"
+        # shellcheck disable=SC2016  # $SSHD_OPTS is for systemd to expand
+        printf '[Service]\nExecStart=\nExecStart=/usr/sbin/sshd -D -E /var/log/sshd.log $SSHD_OPTS\n' \
+            >"$root/etc/systemd/system/ssh.service.d/testhost.conf"
+        boot_host "$hd"
+        log "up $name: booted in $(elapsed "$t0")"
+        pid=$(nspawn_pid "$hd")
+    else
+        start_chroot_sshd "$name" "$root"
+        pid=$(sshd_pid "$root")
     fi
     ssh_opts=(-i "$key" -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes
         -o UserKnownHostsFile="$hd/known_hosts" -o ConnectTimeout=5 -o LogLevel=ERROR)
     ssh "${ssh_opts[@]}" "root@$addr" true </dev/null || die "ssh root@$addr failed"
     ssh "${ssh_opts[@]}" "deploy@$addr" sudo -n true </dev/null || die "ssh deploy@$addr sudo -n failed"
 
-    json=$(printf '{"name":%s,"suite":%s,"address":%s,"port":%d,"rootDir":%s,"privateKeyPath":%s,"knownHostsPath":%s,"users":["root","deploy"],"hostPublicKey":%s}' \
-        "$(json_str "$name")" "$(json_str "$suite")" "$(json_str "$addr")" "$SSH_PORT" \
+    json=$(printf '{"name":%s,"suite":%s,"kind":%s,"address":%s,"port":%d,"rootDir":%s,"privateKeyPath":%s,"knownHostsPath":%s,"users":["root","deploy"],"hostPublicKey":%s}' \
+        "$(json_str "$name")" "$(json_str "$suite")" "$(json_str "$kind")" "$(json_str "$addr")" "$SSH_PORT" \
         "$(json_str "$root")" "$(json_str "$key")" "$(json_str "$hd/known_hosts")" "$(json_str "$pub")")
     printf '%s\n' "$json" >"$hd/host.json"
     trap - EXIT
-    log "up $name: $suite on $addr:$SSH_PORT (sshd pid $pid) in $(elapsed "$t0")"
+    log "up $name: $suite ($kind) on $addr:$SSH_PORT (pid $pid) in $(elapsed "$t0")"
     printf '%s\n' "$json"
 }
 
@@ -405,6 +539,11 @@ cmd_exec() {
     [ -d "$hd/root" ] || die "no host '$name'"
     root=$(cd "$hd/root" && pwd -P)
     local envv=(env -i PATH="$PATH_INSIDE" HOME=/root USER=root LOGNAME=root LANG=C.UTF-8 TERM="${TERM:-dumb}")
+    if [ "$(cat "$hd/kind" 2>/dev/null)" = boot ]; then
+        # Inside the booted system: its mounts, process tree (systemctl, journalctl) and name.
+        pid=$(init_pid "$hd") || die "host '$name' is not running"
+        exec nsenter -t "$pid" --mount --uts --ipc --pid -- "${envv[@]}" "$@"
+    fi
     if pid=$(sshd_pid "$root"); then
         exec nsenter -t "$pid" --uts chroot "$root" "${envv[@]}" "$@"
     fi
@@ -425,6 +564,9 @@ cmd_down() {
     hd=$(cd "$hd" && pwd -P)
     root=$hd/root
     addr=$(cat "$hd/address" 2>/dev/null || true)
+
+    # A booted host halts first, as a server powering off.
+    power_off "$hd"
 
     # Processes: TERM, up to 5 s, then KILL (repeat: something may still be forking).
     pids=$(pids_in_root "$root")
@@ -489,7 +631,7 @@ cmd_list() {
         d=${d%/}
         name=${d##*/}
         root=$(cd "$d" && pwd -P)/root
-        if sshd_pid "$root" >/dev/null; then state=up; else state=down; fi
+        if sshd_pid "$root" >/dev/null || nspawn_pid "$d" >/dev/null; then state=up; else state=down; fi
         printf '%s\t%s\t%s\t%s\n' "$name" "$(cat "$d/suite" 2>/dev/null || echo '?')" \
             "$(cat "$d/address" 2>/dev/null || echo '?')" "$state"
     done
@@ -503,6 +645,7 @@ main() {
         rootfs) cmd_rootfs "$@" ;;
         up) cmd_up "$@" ;;
         exec) cmd_exec "$@" ;;
+        reboot) cmd_reboot "$@" ;;
         down) cmd_down "$@" ;;
         down-all) cmd_down_all "$@" ;;
         list) cmd_list "$@" ;;

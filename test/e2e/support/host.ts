@@ -1,13 +1,17 @@
-// Disposable Debian hosts (test/hosts/testhost.sh): a chroot with its own sshd and loopback address.
+// Disposable Debian hosts (test/hosts/testhost.sh): a chroot with its own sshd and loopback
+// address, or a booted one (systemd as PID 1, systemd-nspawn) on its own loopback address.
 import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { REPO } from "../../support/stack";
 
 const TESTHOST = join(REPO, "test", "hosts", "testhost.sh");
 
+export type HostKind = "chroot" | "boot";
+
 export interface HostInfo {
     name: string;
     suite: string;
+    kind: HostKind;
     address: string;
     port: number;
     rootDir: string;
@@ -15,9 +19,22 @@ export interface HostInfo {
     hostPublicKey: string;
 }
 
-export function hostUp(name: string, suite: string, address: string): HostInfo {
-    const stdout = execFileSync("bash", [TESTHOST, "up", name, suite, address], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+export function hostUp(name: string, suite: string, address: string, kind: HostKind = "chroot"): HostInfo {
+    const args = [TESTHOST, "up", name, suite, address, ...(kind === "boot" ? ["--boot"] : [])];
+    const stdout = execFileSync("bash", args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
     return JSON.parse(stdout) as HostInfo;
+}
+
+/** Powers a booted host off (a clean halt) and boots the same root again; resolves when sshd answers. */
+export function hostReboot(name: string): number {
+    const started = Date.now();
+    execFileSync("bash", [TESTHOST, "reboot", name], { stdio: ["ignore", "ignore", "inherit"] });
+    return (Date.now() - started) / 1000;
+}
+
+/** How many SSH logins (`Accepted publickey`) the host's sshd has logged. */
+export function sshLogins(name: string): number {
+    return Number(hostOk(name, "grep -c 'Accepted publickey' /var/log/sshd.log || true").trim());
 }
 
 export function hostDown(name: string): void {

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dump, load } from "js-yaml";
 import assert from "node:assert/strict";
+import type { Change } from "../../../components/core/changes";
 import type { Report } from "../../../components/core/checks";
 import { REPO } from "../../support/stack";
 
@@ -78,6 +79,15 @@ export class Stack {
     }
 
     /** `npm run verify -- --stack <this> --json` from a LAN source address, as a user runs it (needs dist/ built). */
+    /** `npm run verify -- --changes --json`: what the next `pulumi up` would change on each server. */
+    changes(): { servers: Array<{ name: string; changes?: Change[]; error?: string }> } {
+        const r = spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", this.name, "--changes", "--json"], {
+            cwd: REPO, encoding: "utf8", env: { ...this.env, PULUMI_POSTFIX_PULUMI: `bash ${join(REPO, "scripts", "pulumi.sh")}` },
+        });
+        assert.equal(r.status, 0, `verify --changes exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
+        return JSON.parse(r.stdout);
+    }
+
     verify(sourceAddress: string, extra: string[] = []): Report {
         const r = spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", this.name, "--json", "--source-address", sourceAddress, ...extra], {
             cwd: REPO, encoding: "utf8", env: { ...this.env, PULUMI_POSTFIX_PULUMI: `bash ${join(REPO, "scripts", "pulumi.sh")}` },

@@ -1,0 +1,3 @@
+import { deploySuite } from "./deploy-suite";
+
+deploySuite("bookworm", "127.0.60", "root", "boot");

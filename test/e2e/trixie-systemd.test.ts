@@ -1,0 +1,3 @@
+import { deploySuite } from "./deploy-suite";
+
+deploySuite("trixie", "127.0.61", "deploy", "boot");
