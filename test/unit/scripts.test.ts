@@ -1,7 +1,7 @@
 // The host scripts: shellcheck-clean, and the one write-if-differs mechanism run for real with sh.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -10,6 +10,7 @@ import {
     stopServiceScript, uninstallScript, writeFileScript,
 } from "../../components/core/scripts";
 import { remoteCommand, shq } from "../../components/core/shell";
+import { shellFile } from "../../components/shell-files";
 
 const BASH_SCRIPTS: Record<string, string> = {
     deployCheck: deployCheckScript(["192.168.1.100", "[fd00::25]"], [25, 587], "0123abcd"),
@@ -49,6 +50,29 @@ test("every host script passes shellcheck, alone and as the command line sent", 
         const result = spawnSync("shellcheck", ["-s", "bash", file], { encoding: "utf8" });
         assert.equal(result.status, 0, `${name}:\n${result.stdout}`);
     }
+});
+
+test("the shell files (components/shell, the test hosts, the engine build, scripts/) pass shellcheck", { skip: !shellcheck && !process.env.CI && "shellcheck is not installed" }, () => {
+    const root = join(__dirname, "..", "..", "..");
+    const files = [
+        ...readdirSync(join(root, "components", "shell")).map((f) => join(root, "components", "shell", f)),
+        join(root, "test", "hosts", "testhost.sh"), join(root, "tools", "pulumi-engine", "build.sh"),
+        ...readdirSync(join(root, "scripts")).filter((f) => f.endsWith(".sh")).map((f) => join(root, "scripts", f)),
+    ];
+    assert.ok(files.some((f) => f.endsWith("ssh-reachable.sh")));
+    for (const file of files) {
+        const result = spawnSync("shellcheck", [file], { encoding: "utf8" });
+        assert.equal(result.status, 0, `${file}:\n${result.stdout}`);
+    }
+});
+
+test("the SSH check: a port where nothing listens fails at once, naming host and port, after every attempt", () => {
+    const r = spawnSync("sh", ["-c", shellFile("ssh-reachable.sh")], {
+        encoding: "utf8",
+        env: { ...process.env, PROBE_HOST: "127.0.0.1", PROBE_PORT: "1", PROBE_TIMEOUT: "2", PROBE_ATTEMPTS: "2", PROBE_HOST_KEY: "" },
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^pulumi-postfix: 127\.0\.0\.1 port 1: no SSH server answered \(2 attempts; the last one refused the connection or could not be reached\)/);
 });
 
 test("shq quotes anything as one word", () => {
