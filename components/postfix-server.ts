@@ -70,7 +70,10 @@ export class PostfixServer extends pulumi.ComponentResource {
         // workstation checks that SSH answers within the dial bound, and that the host key is the
         // pinned one. A run with no change runs no step, and this check neither.
         const reachable = new command.local.Command(`${name}-ssh-reachable`, {
-            create: shellFile("ssh-reachable.sh"),
+            // The script is the interpreter's; the command is a label, which the provider repeats
+            // in its error ("running \"SSH check of 192.168.1.100 port 22\"") instead of the script.
+            interpreter: ["/bin/sh", "-c", shellFile("ssh-reachable.sh"), "ssh-reachable"],
+            create: `SSH check of ${ssh.host} port ${ssh.port}`,
             environment: {
                 PROBE_HOST: ssh.host, PROBE_PORT: String(ssh.port), PROBE_TIMEOUT: String(ssh.perDialTimeout),
                 PROBE_ATTEMPTS: String(ssh.dialErrorLimit), PROBE_HOST_KEY: ssh.hostKey ?? "",

@@ -6,6 +6,7 @@
 # With PROBE_HOST_KEY set, the key the server shows must be that one.
 #
 # Environment: PROBE_HOST, PROBE_PORT, PROBE_TIMEOUT, PROBE_ATTEMPTS, PROBE_HOST_KEY (may be empty).
+# Its one argument is a label for the error the command provider prints; it is not used.
 set -eu
 
 fail() {

@@ -103,7 +103,9 @@ test("the graph: steps, their order, their parent", async () => {
     assert.deepEqual(check.inputs.environment, {
         PROBE_HOST: "192.168.1.100", PROBE_PORT: "22", PROBE_TIMEOUT: "15", PROBE_ATTEMPTS: "10", PROBE_HOST_KEY: "",
     });
-    assert.match(check.inputs.create, /ssh-keyscan -T "\$PROBE_TIMEOUT"/, "the script file itself, arguments in the environment");
+    assert.equal(check.inputs.create, "SSH check of 192.168.1.100 port 22", "a label, which errors repeat");
+    assert.deepEqual(check.inputs.interpreter.slice(0, 2), ["/bin/sh", "-c"]);
+    assert.match(check.inputs.interpreter[2], /ssh-keyscan -T "\$PROBE_TIMEOUT"/, "the script file itself, arguments in the environment");
     assert.deepEqual(endpoints, ["127.0.0.1:25", "192.168.1.100:25"]);
     assert.equal(fingerprint, execFileSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256", "-in", join(dir, "cert.pem")], { encoding: "utf8" }).trim().split("=")[1]);
     assert.equal(parameters.message_size_limit, "52428800");
