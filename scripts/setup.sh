@@ -5,7 +5,7 @@
 set -eu
 
 # libio-socket-inet6-perl: swaks over IPv6 (the ::1 tests).
-packages="debootstrap systemd-container openssh-client swaks libio-socket-inet6-perl shellcheck openssl iproute2 util-linux procps ca-certificates"
+packages="debootstrap systemd-container openssh-client postgresql swaks libio-socket-inet6-perl shellcheck openssl iproute2 util-linux procps ca-certificates"
 missing=""
 for package in $packages; do
     dpkg-query -W -f '${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $package"

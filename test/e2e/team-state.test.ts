@@ -1,0 +1,151 @@
+// Two admins, one stack, state shared in PostgreSQL (Pulumi's DIY backend, `pulumi login
+// postgres://...`): two working copies with their own Pulumi homes. While one runs `pulumi up`,
+// the other's is refused with Pulumi's lock message and changes nothing; afterwards the second
+// sees the first's outputs and plans no change; the state rows hold no secret in clear text.
+// PostgreSQL listens on 127.0.0.1 only, started and stopped by this test.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { dump, load } from "js-yaml";
+import { after, before, describe, test } from "node:test";
+import { REPO } from "../support/stack";
+import { mxConfig } from "./support/config";
+import { hostDown, hostOk, HostInfo, hostUp, masterPid } from "./support/host";
+import { Postgres } from "./support/postgres";
+import { Run } from "./support/pulumi";
+
+const name = "e2e-team";
+const subnet = "127.0.66";
+const address = `${subnet}.2`;
+const STACK = "team";
+const PASSPHRASE = "shared by the team";
+const postgres = new Postgres(54366);
+const BACKEND = "postgres://pulumi:team-password@127.0.0.1:54366/pulumi?sslmode=disable";
+
+/** One admin's working copy of the project, with a Pulumi home of its own. */
+class Workstation {
+    readonly dir = mkdtempSync(join(tmpdir(), "pulumi-postfix-ws-"));
+
+    constructor() {
+        for (const entry of ["Pulumi.yaml", "index.ts", "components", "tsconfig.json", "tsconfig.pulumi.json", "package.json"]) {
+            cpSync(join(REPO, entry), join(this.dir, entry), { recursive: true });
+        }
+        symlinkSync(join(REPO, "node_modules"), join(this.dir, "node_modules"));
+        mkdirSync(join(this.dir, "stacks"));
+    }
+
+    get stackFile(): string {
+        return join(this.dir, "stacks", `Pulumi.${STACK}.yaml`);
+    }
+
+    get env(): NodeJS.ProcessEnv {
+        const env: NodeJS.ProcessEnv = {
+            ...process.env, PULUMI_HOME: join(this.dir, ".pulumi-home"), PULUMI_BACKEND_URL: BACKEND, PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
+        };
+        delete env.SSH_AUTH_SOCK;
+        return env;
+    }
+
+    private argv(args: string[]): string[] {
+        return [join(REPO, "scripts", "pulumi.sh"), ...args, "--stack", STACK, "--non-interactive"];
+    }
+
+    run(args: string[]): Run {
+        const started = Date.now();
+        const r = spawnSync("bash", this.argv(args), { cwd: this.dir, env: this.env, encoding: "utf8", maxBuffer: 64 << 20 });
+        return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
+    }
+
+    ok(args: string[]): Run {
+        const r = this.run(args);
+        if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+        return r;
+    }
+
+    /** `pulumi up` in the background; `output()` is what it printed so far. */
+    upInBackground(): { done: Promise<Run>; output: () => string } {
+        let output = "";
+        const started = Date.now();
+        const child = spawn("bash", this.argv(["up", "--yes", "--skip-preview"]), { cwd: this.dir, env: this.env });
+        child.stdout.on("data", (chunk) => (output += chunk));
+        child.stderr.on("data", (chunk) => (output += chunk));
+        const done = new Promise<Run>((resolve) => child.on("close", (code) =>
+            resolve({ status: code ?? -1, stdout: output, stderr: "", seconds: (Date.now() - started) / 1000 })));
+        return { done, output: () => output };
+    }
+
+    remove(): void {
+        rmSync(this.dir, { recursive: true, force: true });
+    }
+}
+
+describe("two workstations sharing one stack's state in PostgreSQL", { timeout: 15 * 60_000 }, () => {
+    const alice = new Workstation();
+    const bob = new Workstation();
+    let host: HostInfo;
+
+    before(() => {
+        postgres.start();
+        postgres.sql("CREATE ROLE pulumi LOGIN PASSWORD 'team-password'");
+        postgres.sql("CREATE DATABASE pulumi OWNER pulumi");
+        host = hostUp(name, "bookworm", address);
+        // Alice creates the stack; the stack file (with the passphrase's salt) goes to Bob as git would bring it.
+        alice.ok(["stack", "init", "--secrets-provider", "passphrase"]);
+        const doc = load(readFileSync(alice.stackFile, "utf8")) as Record<string, unknown>;
+        writeFileSync(alice.stackFile, dump({ ...doc, config: mxConfig({ host, subnet }) }));
+        cpSync(alice.stackFile, bob.stackFile);
+    });
+    after(() => {
+        alice.remove();
+        bob.remove();
+        hostDown(name);
+        postgres.stop();
+    });
+
+    test("while Alice runs pulumi up, Bob's is refused with Pulumi's lock message and changes nothing", async () => {
+        const up = alice.upInBackground();
+        // Alice's update has the lock once the engine shows its first step.
+        const deadline = Date.now() + 120_000;
+        while (!/mx-ssh-reachable/.test(up.output())) {
+            assert.ok(Date.now() < deadline, `Alice's update did not start:\n${up.output()}`);
+            await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+        const refused = bob.run(["up", "--yes", "--skip-preview"]);
+        const text = refused.stdout + refused.stderr;
+        console.log(text.split("\n").filter((l) => /lock/i.test(l)).map((l) => `# bob: ${l.trim()}`).join("\n"));
+        assert.notEqual(refused.status, 0);
+        assert.match(text, /the stack is currently locked by 1 lock\(s\)\. Either wait for the other process\(es\) to end or delete the lock file with `pulumi cancel`\./);
+        assert.doesNotMatch(text, /command:(remote|local):Command|pulumi:pulumi:Stack/, "Bob's run reached no resource");
+        const alices = await up.done;
+        assert.equal(alices.status, 0, alices.stdout);
+        assert.ok(masterPid(name), "postfix runs");
+    });
+
+    test("afterwards Bob sees Alice's outputs and plans no change", () => {
+        const outputs = (ws: Workstation) => JSON.parse(ws.ok(["stack", "output", "--json"]).stdout);
+        assert.deepEqual(outputs(bob), outputs(alice));
+        assert.match(outputs(bob).mailServers.mx.certificateSha256, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+        const preview = bob.run(["preview", "--expect-no-changes"]);
+        assert.equal(preview.status, 0, preview.stdout + preview.stderr);
+    });
+
+    test("the state rows in PostgreSQL hold no secret in clear text", () => {
+        const rows = postgres.sql("SELECT key || ' ' || (data->>'data') FROM pulumi_state", "pulumi", "team-password", "pulumi")
+            .split("\n").filter(Boolean).map((line) => {
+                const [key, base64] = line.split(" ");
+                return { key, text: Buffer.from(base64 ?? "", "base64").toString("utf8") };
+            });
+        const state = rows.filter((r) => r.key.includes(`/${STACK}.json`));
+        assert.ok(state.length > 0 && state.some((r) => r.text.includes("command:remote:Command")), `the stack's state is in the table: ${rows.map((r) => r.key).join(", ")}`);
+        const tlsKey = hostOk(name, "cat /etc/ssl/private/server.key.insecure");
+        const sshKey = readFileSync(host.privateKeyPath, "utf8");
+        const all = rows.map((r) => r.text).join("\n");
+        for (const [what, key] of [["TLS key", tlsKey], ["SSH key", sshKey]] as const) {
+            for (const line of key.split("\n").filter((l) => l.length > 40)) assert.ok(!all.includes(line), `a line of the ${what} is in the table`);
+        }
+        assert.doesNotMatch(all, /PRIVATE KEY/);
+        assert.match(all, /"ciphertext"/, "secrets are there, encrypted");
+    });
+});
