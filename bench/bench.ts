@@ -1,5 +1,5 @@
-// The benchmark: `npm run bench [-- --runs N] [-- --json FILE]` (root; not part of npm test).
-// Every figure is measured on fresh Debian 12 test hosts (127.0.40.x-127.0.44.x, named bench-*),
+// The benchmark: `npm run bench [-- --runs N] [-- --json FILE] [-- --fleet]` (root; not part of npm test).
+// Every figure is measured on fresh Debian 12 test hosts (127.0.40.x-127.0.45.x, named bench-*),
 // against a floor: one plain SSH session doing the same install, or an empty Pulumi program.
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -15,6 +15,8 @@ const args = process.argv.slice(2);
 const option = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
 const RUNS = Number(option("--runs") ?? 3);
 const JSON_FILE = option("--json");
+/** `--fleet`: instead of the standard series, one stack of 1, 4, 8 and 16 servers. */
+const FLEET = args.includes("--fleet");
 
 /** metric -> one sample per run. */
 const samples = new Map<string, number[]>();
@@ -177,9 +179,70 @@ function report(load: { start: number[]; end: number[] }): string {
     return lines.join("\n");
 }
 
+// ------------------------------------------------------------------------------------------------
+// The fleet series: 1, 4, 8, 16 servers in one stack (127.0.45.x). Cold up, no-change up, a change
+// of one setting every server shares, and at 16 the same cold up with --parallel 32 (the engine's
+// default is 4 x GOMAXPROCS = 8 operations at once here). Where the time goes: each host's
+// dpkg.log gives its postfix install window.
+const FLEET_SIZES = [1, 4, 8, 16];
+
+function dpkgWindow(h: HostInfo): [number, number] {
+    const at = (pattern: string) => Date.parse(hostOk(h.name, `grep -m1 '${pattern}' /var/log/dpkg.log`).slice(0, 19).replace(" ", "T")) / 1000;
+    return [at(" install postfix:"), at(" status installed postfix:")];
+}
+
+function fleetRun(n: number, parallel?: number): void {
+    const tag = parallel ? `${n}, --parallel ${parallel}` : `${n}`;
+    const specs = Array.from({ length: n }, (_, i): [string, string] => [`bench-f${i + 1}`, `127.0.45.${i + 2}`]);
+    withHosts(specs, (hosts) => withStack("bench-fleet", hosts, (stack) => {
+        const flags = parallel ? ["--parallel", String(parallel)] : [];
+        measure(`fleet cold up [${tag}]`, hosts, () => stack.ok(["up", "--yes", "--skip-preview", ...flags]));
+        const windows = hosts.map(dpkgWindow);
+        const span = Math.max(...windows.map((w) => w[1])) - Math.min(...windows.map((w) => w[0]));
+        record(`fleet cold up [${tag}]: dpkg span, first install start to last end (s)`, span);
+        record(`fleet cold up [${tag}]: dpkg, mean install (s)`, windows.reduce((a, w) => a + w[1] - w[0], 0) / n);
+        if (parallel) return;
+        measure(`fleet no-change up [${tag}]`, hosts, () => stack.ok(NO_CHANGE_UP));
+        stack.configure(config(hosts, 10485760));
+        measure(`fleet shared-setting change: up [${tag}]`, hosts, () => stack.ok(["up", "--yes", "--skip-preview"]));
+    }));
+}
+
+function fleetReport(load: { start: number[]; end: number[] }): string {
+    const med = (metric: string) => median(samples.get(metric) ?? [NaN]);
+    const fmt = (x: number) => (Number.isNaN(x) ? "—" : Number.isInteger(x) ? String(x) : x.toFixed(1));
+    const cold1 = med("fleet cold up [1] (s)");
+    const rows = FLEET_SIZES.map((n) => {
+        const cold = med(`fleet cold up [${n}] (s)`);
+        return `| ${n} | ${fmt(cold)} | ${n > 1 ? fmt((cold - cold1) / (n - 1)) : "—"} | ${fmt(med(`fleet cold up [${n}]: SSH connections`))} | ` +
+            `${fmt(med(`fleet cold up [${n}]: dpkg span, first install start to last end (s)`))} | ${fmt(med(`fleet cold up [${n}]: dpkg, mean install (s)`))} | ` +
+            `${fmt(med(`fleet no-change up [${n}] (s)`))} | ${fmt(med(`fleet no-change up [${n}]: SSH connections`))} | ` +
+            `${fmt(med(`fleet shared-setting change: up [${n}] (s)`))} | ${fmt(med(`fleet shared-setting change: up [${n}]: SSH connections`))} |`;
+    });
+    const p = "16, --parallel 32";
+    return [
+        `${RUNS} run(s); medians. Load average (1, 5, 15 min) at start ${load.start.map((l) => l.toFixed(2)).join(" ")}, at end ${load.end.map((l) => l.toFixed(2)).join(" ")}.`, "",
+        "| servers | cold up (s) | per added server (s) | SSH connections | dpkg span (s) | mean dpkg install (s) | no-change up (s) | SSH | shared-setting change up (s) | SSH |",
+        "|---|---|---|---|---|---|---|---|---|---|", ...rows, "",
+        `- 16 servers with --parallel 32: cold up ${fmt(med(`fleet cold up [${p}] (s)`))} s (default parallelism 8: ${fmt(med("fleet cold up [16] (s)"))} s); ` +
+        `dpkg span ${fmt(med(`fleet cold up [${p}]: dpkg span, first install start to last end (s)`))} s, mean install ${fmt(med(`fleet cold up [${p}]: dpkg, mean install (s)`))} s`,
+    ].join("\n");
+}
+
 function main(): void {
     const start = loadavg();
     console.log(`load average at start: ${start.map((l) => l.toFixed(2)).join(" ")}`);
+    if (FLEET) {
+        for (let run = 1; run <= RUNS; run++) {
+            for (const n of FLEET_SIZES) { console.log(`fleet run ${run}/${RUNS}: ${n} servers`); fleetRun(n); }
+            console.log(`fleet run ${run}/${RUNS}: 16 servers, --parallel 32`);
+            fleetRun(16, 32);
+        }
+        const end = loadavg();
+        if (JSON_FILE) writeFileSync(JSON_FILE, JSON.stringify({ runs: RUNS, load: { start, end }, samples: Object.fromEntries(samples) }, null, 2) + "\n");
+        console.log(fleetReport({ start, end }));
+        return;
+    }
     const empty = ScratchProject.empty();
     const precompiled = ScratchProject.precompiled();
     try {
