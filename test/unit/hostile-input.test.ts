@@ -1,4 +1,4 @@
-// Issue 6: bad and malicious config values. Each case is the `home` stack with one value changed;
+// Bad and malicious config values. Each case is the `home` stack with one value changed;
 // readStackConfig must refuse it (no server plan at all) with a problem that starts with the key.
 import assert from "node:assert/strict";
 import { test } from "node:test";

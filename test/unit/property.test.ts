@@ -1,4 +1,4 @@
-// Issue 6: property test. Configs mixing valid and hostile values go through validateMailOptions;
+// Property test. Configs mixing valid and hostile values go through validateMailOptions;
 // every config it accepts must render a main.cf that is well formed and still safe.
 import assert from "node:assert/strict";
 import { test } from "node:test";
