@@ -4,17 +4,16 @@
 // sees the first's outputs and plans no change; the state rows hold no secret in clear text.
 // PostgreSQL listens on 127.0.0.1 only, started and stopped by this test.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dump, load } from "js-yaml";
 import { after, before, describe, test } from "node:test";
 import { REPO } from "../support/stack";
 import { mxConfig } from "./support/config";
 import { hostDown, hostOk, HostInfo, hostUp, masterPid } from "./support/host";
 import { Postgres } from "./support/postgres";
-import { Run } from "./support/pulumi";
+import { runInBackground, sleep } from "./support/background";
+import { Stack } from "./support/pulumi";
 
 const name = "e2e-team";
 const subnet = "127.0.66";
@@ -24,66 +23,20 @@ const PASSPHRASE = "shared by the team";
 const postgres = new Postgres(54366);
 const BACKEND = "postgres://pulumi:team-password@127.0.0.1:54366/pulumi?sslmode=disable";
 
-/** One admin's working copy of the project, with a Pulumi home of its own. */
-class Workstation {
-    readonly dir = mkdtempSync(join(tmpdir(), "pulumi-postfix-ws-"));
-
-    constructor() {
-        for (const entry of ["Pulumi.yaml", "index.ts", "components", "tsconfig.json", "tsconfig.pulumi.json", "package.json"]) {
-            cpSync(join(REPO, entry), join(this.dir, entry), { recursive: true });
-        }
-        symlinkSync(join(REPO, "node_modules"), join(this.dir, "node_modules"));
-        mkdirSync(join(this.dir, "stacks"));
+/** One admin's working copy of the project, with a Pulumi home of its own, on the shared backend. */
+function workstation(): Stack {
+    const dir = mkdtempSync(join(tmpdir(), "pulumi-postfix-ws-"));
+    for (const entry of ["Pulumi.yaml", "index.ts", "components", "tsconfig.json", "tsconfig.pulumi.json", "package.json"]) {
+        cpSync(join(REPO, entry), join(dir, entry), { recursive: true });
     }
-
-    get stackFile(): string {
-        return join(this.dir, "stacks", `Pulumi.${STACK}.yaml`);
-    }
-
-    get env(): NodeJS.ProcessEnv {
-        const env: NodeJS.ProcessEnv = {
-            ...process.env, PULUMI_HOME: join(this.dir, ".pulumi-home"), PULUMI_BACKEND_URL: BACKEND, PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
-        };
-        delete env.SSH_AUTH_SOCK;
-        return env;
-    }
-
-    private argv(args: string[]): string[] {
-        return [join(REPO, "scripts", "pulumi.sh"), ...args, "--stack", STACK, "--non-interactive"];
-    }
-
-    run(args: string[]): Run {
-        const started = Date.now();
-        const r = spawnSync("bash", this.argv(args), { cwd: this.dir, env: this.env, encoding: "utf8", maxBuffer: 64 << 20 });
-        return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
-    }
-
-    ok(args: string[]): Run {
-        const r = this.run(args);
-        if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
-        return r;
-    }
-
-    /** `pulumi up` in the background; `output()` is what it printed so far. */
-    upInBackground(): { done: Promise<Run>; output: () => string } {
-        let output = "";
-        const started = Date.now();
-        const child = spawn("bash", this.argv(["up", "--yes", "--skip-preview"]), { cwd: this.dir, env: this.env });
-        child.stdout.on("data", (chunk) => (output += chunk));
-        child.stderr.on("data", (chunk) => (output += chunk));
-        const done = new Promise<Run>((resolve) => child.on("close", (code) =>
-            resolve({ status: code ?? -1, stdout: output, stderr: "", seconds: (Date.now() - started) / 1000 })));
-        return { done, output: () => output };
-    }
-
-    remove(): void {
-        rmSync(this.dir, { recursive: true, force: true });
-    }
+    symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
+    mkdirSync(join(dir, "stacks"));
+    return new Stack(STACK, { dir, env: { PULUMI_HOME: join(dir, ".pulumi-home"), PULUMI_BACKEND_URL: BACKEND, PULUMI_CONFIG_PASSPHRASE: PASSPHRASE } });
 }
 
 describe("two workstations sharing one stack's state in PostgreSQL", { timeout: 15 * 60_000 }, () => {
-    const alice = new Workstation();
-    const bob = new Workstation();
+    const alice = workstation();
+    const bob = workstation();
     let host: HostInfo;
 
     before(() => {
@@ -92,25 +45,22 @@ describe("two workstations sharing one stack's state in PostgreSQL", { timeout: 
         postgres.sql("CREATE DATABASE pulumi OWNER pulumi");
         host = hostUp(name, "bookworm", address);
         // Alice creates the stack; the stack file (with the passphrase's salt) goes to Bob as git would bring it.
-        alice.ok(["stack", "init", "--secrets-provider", "passphrase"]);
-        const doc = load(readFileSync(alice.stackFile, "utf8")) as Record<string, unknown>;
-        writeFileSync(alice.stackFile, dump({ ...doc, config: mxConfig({ host, subnet }) }));
-        cpSync(alice.stackFile, bob.stackFile);
+        alice.init(mxConfig({ host, subnet }));
+        cpSync(alice.file, bob.file);
     });
     after(() => {
-        alice.remove();
-        bob.remove();
+        for (const ws of [alice, bob]) for (const dir of [ws.dir, ws.backend]) rmSync(dir, { recursive: true, force: true });
         hostDown(name);
         postgres.stop();
     });
 
     test("while Alice runs pulumi up, Bob's is refused with Pulumi's lock message and changes nothing", async () => {
-        const up = alice.upInBackground();
-        // Alice's update has the lock once the engine shows its first step.
+        const up = runInBackground(alice, ["up", "--yes", "--skip-preview"]);
+        // Alice's update holds the lock: its row is in the table.
         const deadline = Date.now() + 120_000;
-        while (!/mx-ssh-reachable/.test(up.output())) {
-            assert.ok(Date.now() < deadline, `Alice's update did not start:\n${up.output()}`);
-            await new Promise((resolve) => setTimeout(resolve, 250));
+        while (postgres.sql("SELECT count(*) FROM pulumi_state WHERE key LIKE '%/locks/%'", "pulumi", "team-password", "pulumi").trim() === "0") {
+            assert.ok(Date.now() < deadline, "Alice's update took no lock");
+            await sleep(250);
         }
         const refused = bob.run(["up", "--yes", "--skip-preview"]);
         const text = refused.stdout + refused.stderr;
@@ -118,13 +68,13 @@ describe("two workstations sharing one stack's state in PostgreSQL", { timeout: 
         assert.notEqual(refused.status, 0);
         assert.match(text, /the stack is currently locked by 1 lock\(s\)\. Either wait for the other process\(es\) to end or delete the lock file with `pulumi cancel`\./);
         assert.doesNotMatch(text, /command:(remote|local):Command|pulumi:pulumi:Stack/, "Bob's run reached no resource");
-        const alices = await up.done;
+        const alices = await up;
         assert.equal(alices.status, 0, alices.stdout);
         assert.ok(masterPid(name), "postfix runs");
     });
 
     test("afterwards Bob sees Alice's outputs and plans no change", () => {
-        const outputs = (ws: Workstation) => JSON.parse(ws.ok(["stack", "output", "--json"]).stdout);
+        const outputs = (ws: Stack) => JSON.parse(ws.ok(["stack", "output", "--json"]).stdout);
         assert.deepEqual(outputs(bob), outputs(alice));
         assert.match(outputs(bob).mailServers.mx.certificateSha256, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
         const preview = bob.run(["preview", "--expect-no-changes"]);

@@ -11,7 +11,7 @@ import { Run, Stack } from "./pulumi";
 export function runInBackground(stack: Stack, args: string[]): Promise<Run> {
     const started = Date.now();
     const child = spawn("bash", [join(REPO, "scripts", "pulumi.sh"), ...args, "--stack", stack.name, "--non-interactive"], {
-        cwd: REPO, env: stack.env, stdio: ["ignore", "pipe", "pipe"],
+        cwd: stack.dir, env: stack.env, stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
     let stderr = "";

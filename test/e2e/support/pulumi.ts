@@ -17,19 +17,30 @@ export interface Run {
     seconds: number;
 }
 
+export interface StackPlace {
+    /** The project's working copy (default: this repository). */
+    dir?: string;
+    /** Environment over the defaults: another backend, Pulumi home or passphrase. */
+    env?: Record<string, string>;
+}
+
 export class Stack {
     readonly backend = mkdtempSync(join(tmpdir(), "pulumi-postfix-state-"));
     readonly file: string;
+    readonly dir: string;
     /** A committed stack file (home, lab) is put back as it was when the stack is removed. */
     private readonly committed?: string;
 
-    constructor(readonly name: string) {
-        this.file = join(REPO, "stacks", `Pulumi.${name}.yaml`);
+    constructor(readonly name: string, private readonly place: StackPlace = {}) {
+        this.dir = place.dir ?? REPO;
+        this.file = join(this.dir, "stacks", `Pulumi.${name}.yaml`);
         if (existsSync(this.file)) this.committed = readFileSync(this.file, "utf8");
     }
 
     get env(): NodeJS.ProcessEnv {
-        const env: NodeJS.ProcessEnv = { ...process.env, PULUMI_BACKEND_URL: `file://${this.backend}`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" };
+        const env: NodeJS.ProcessEnv = {
+            ...process.env, PULUMI_BACKEND_URL: `file://${this.backend}`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase", ...this.place.env,
+        };
         // The command provider would otherwise try the workstation's SSH agent.
         delete env.SSH_AUTH_SOCK;
         return env;
@@ -39,7 +50,7 @@ export class Stack {
         const started = Date.now();
         const stackArgs = options.global ? [] : ["--stack", this.name, "--non-interactive"];
         const r = spawnSync("bash", [join(REPO, "scripts", "pulumi.sh"), ...args, ...stackArgs], {
-            cwd: REPO, env: this.env, encoding: "utf8", input: options.stdin, maxBuffer: 64 << 20,
+            cwd: this.dir, env: this.env, encoding: "utf8", input: options.stdin, maxBuffer: 64 << 20,
         });
         return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
     }
@@ -78,24 +89,26 @@ export class Stack {
         return JSON.parse(this.ok(["stack", "output", "--json"]).stdout);
     }
 
-    /** `npm run verify -- --stack <this> --json` from a LAN source address, as a user runs it (needs dist/ built). */
     /** `npm run verify -- --changes --json`: what the next `pulumi up` would change on each server. */
     changes(): { servers: Array<{ name: string; changes?: Change[]; error?: string }> } {
-        const r = spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", this.name, "--changes", "--json"], {
-            cwd: REPO, encoding: "utf8", env: { ...this.env, PULUMI_POSTFIX_PULUMI: `bash ${join(REPO, "scripts", "pulumi.sh")}` },
-        });
+        const r = this.verifyCli(["--changes", "--json"]);
         assert.equal(r.status, 0, `verify --changes exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
         return JSON.parse(r.stdout);
     }
 
+    /** `npm run verify -- --stack <this> --json` from a LAN source address, as a user runs it (needs dist/ built). */
     verify(sourceAddress: string, extra: string[] = []): Report {
-        const r = spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", this.name, "--json", "--source-address", sourceAddress, ...extra], {
-            cwd: REPO, encoding: "utf8", env: { ...this.env, PULUMI_POSTFIX_PULUMI: `bash ${join(REPO, "scripts", "pulumi.sh")}` },
-        });
+        const r = this.verifyCli(["--json", "--source-address", sourceAddress, ...extra]);
         assert.ok(r.status === 0 || r.status === 1, `verify exited ${r.status}:\n${r.stderr}`);
         const report = JSON.parse(r.stdout) as Report;
         assert.equal(r.status, report.failed === 0 ? 0 : 1, "exit 0 only when every check passes");
         return report;
+    }
+
+    private verifyCli(args: string[]) {
+        return spawnSync(process.execPath, [join(REPO, "dist", "cli", "verify.js"), "--stack", this.name, ...args], {
+            cwd: this.dir, encoding: "utf8", env: { ...this.env, PULUMI_POSTFIX_PULUMI: `bash ${join(REPO, "scripts", "pulumi.sh")}` },
+        });
     }
 
     remove(): void {
