@@ -2,12 +2,12 @@
 // Every figure is measured on fresh Debian 12 test hosts (127.0.40.x-127.0.45.x, named bench-*),
 // against a floor: one plain SSH session doing the same install, or an empty Pulumi program.
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { renderPreseed } from "../components/core/files";
 import { validateMailOptions } from "../components/core/validate";
-import { hostDown, hostOk, HostInfo, hostUp } from "../test/e2e/support/host";
+import { hostDown, hostOk, HostInfo, hostUp, postfixInstallWindow, sshLogins } from "../test/e2e/support/host";
 import { Stack } from "../test/e2e/support/pulumi";
 import { median, ScratchProject, timed, withEnv } from "./support";
 
@@ -27,15 +27,13 @@ let changeStepsFrom = "preview --json";
 // ------------------------------------------------------------------------------------------------
 // Measuring: wall time, and the SSH logins the hosts' sshd logged meanwhile (testhost.sh starts
 // sshd with `-E /var/log/sshd.log`; every accepted connection logs one "Accepted publickey").
-const sshLogins = (hosts: HostInfo[]) => hosts
-    .map((h) => readFileSync(join(h.rootDir, "var/log/sshd.log"), "utf8").match(/Accepted publickey/g)?.length ?? 0)
-    .reduce((a, b) => a + b, 0);
+const loginsOn = (hosts: HostInfo[]) => hosts.map(sshLogins).reduce((a, b) => a + b, 0);
 
 function measure<T>(metric: string, hosts: HostInfo[], fn: () => T): T {
-    const before = sshLogins(hosts);
+    const before = loginsOn(hosts);
     const [result, seconds] = timed(fn);
     record(`${metric} (s)`, seconds);
-    if (hosts.length > 0) record(`${metric}: SSH connections`, sshLogins(hosts) - before);
+    if (hosts.length > 0) record(`${metric}: SSH connections`, loginsOn(hosts) - before);
     return result;
 }
 
@@ -186,18 +184,13 @@ function report(load: { start: number[]; end: number[] }): string {
 // dpkg.log gives its postfix install window.
 const FLEET_SIZES = [1, 4, 8, 16];
 
-function dpkgWindow(h: HostInfo): [number, number] {
-    const at = (pattern: string) => Date.parse(hostOk(h.name, `grep -m1 '${pattern}' /var/log/dpkg.log`).slice(0, 19).replace(" ", "T")) / 1000;
-    return [at(" install postfix:"), at(" status installed postfix:")];
-}
-
 function fleetRun(n: number, parallel?: number): void {
     const tag = parallel ? `${n}, --parallel ${parallel}` : `${n}`;
     const specs = Array.from({ length: n }, (_, i): [string, string] => [`bench-f${i + 1}`, `127.0.45.${i + 2}`]);
     withHosts(specs, (hosts) => withStack("bench-fleet", hosts, (stack) => {
         const flags = parallel ? ["--parallel", String(parallel)] : [];
         measure(`fleet cold up [${tag}]`, hosts, () => stack.ok(["up", "--yes", "--skip-preview", ...flags]));
-        const windows = hosts.map(dpkgWindow);
+        const windows = hosts.map((h) => postfixInstallWindow(h.name));
         const span = Math.max(...windows.map((w) => w[1])) - Math.min(...windows.map((w) => w[0]));
         record(`fleet cold up [${tag}]: dpkg span, first install start to last end (s)`, span);
         record(`fleet cold up [${tag}]: dpkg, mean install (s)`, windows.reduce((a, w) => a + w[1] - w[0], 0) / n);

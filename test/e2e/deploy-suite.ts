@@ -137,12 +137,12 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
 
         test("a second run changes nothing, opens no SSH connection and does not restart postfix", () => {
             const pid = masterPid(name);
-            const logins = sshLogins(name);
+            const logins = sshLogins(host);
             const preview = stack.run(["preview", "--expect-no-changes"]);
             assert.equal(preview.status, 0, preview.stdout + preview.stderr);
             stack.up();
             assert.equal(masterPid(name), pid);
-            assert.equal(sshLogins(name), logins, "no SSH connection on a run without change");
+            assert.equal(sshLogins(host), logins, "no SSH connection on a run without change");
         });
 
         test("a new message size limit re-runs only main.cf and the service step, and reloads", () => {

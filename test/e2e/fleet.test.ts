@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { eventually, hostDown, hostOk, HostInfo, hostUp } from "./support/host";
+import { eventually, hostDown, hostOk, HostInfo, hostUp, postfixInstallWindow } from "./support/host";
 import { Stack } from "./support/pulumi";
 import { replies, starttlsFingerprint, swaks } from "./support/smtp";
 
@@ -34,15 +34,6 @@ const config = (betaSizeLimit?: number) => ({
     }),
 });
 
-/** When dpkg started and finished installing postfix on a host (epoch seconds, from its dpkg.log). */
-function installWindow(host: string): [number, number] {
-    const at = (pattern: string) => {
-        const line = hostOk(host, `grep -m1 '${pattern}' /var/log/dpkg.log`).trim();
-        return Date.parse(line.slice(0, 19).replace(" ", "T")) / 1000;
-    };
-    return [at(" install postfix:"), at(" status installed postfix:")];
-}
-
 describe("one stack, two hosts: deployed in parallel, outputs per host", { timeout: 15 * 60_000 }, () => {
     before(() => {
         for (const { host, suite, address } of SERVERS) hosts.set(host, hostUp(host, suite, address));
@@ -55,7 +46,7 @@ describe("one stack, two hosts: deployed in parallel, outputs per host", { timeo
 
     test("one pulumi up deploys both, their installs overlapping in time", () => {
         const up = stack.up();
-        const [a, b] = SERVERS.map(({ host }) => installWindow(host));
+        const [a, b] = SERVERS.map(({ host }) => postfixInstallWindow(host));
         const overlap = Math.min(a[1], b[1]) - Math.max(a[0], b[0]);
         console.log(`# fleet: pulumi up for 2 hosts took ${up.seconds.toFixed(1)} s; installs ${a[1] - a[0]} s and ${b[1] - b[0]} s, overlapping ${overlap} s`);
         assert.ok(overlap >= 0, `the installs ran one after the other: ${JSON.stringify({ a, b })}`);

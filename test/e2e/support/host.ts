@@ -1,6 +1,7 @@
 // Disposable Debian hosts (test/hosts/testhost.sh): a chroot with its own sshd and loopback
 // address, or a booted one (systemd as PID 1, systemd-nspawn) on its own loopback address.
 import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO } from "../../support/stack";
 
@@ -32,9 +33,15 @@ export function hostReboot(name: string): number {
     return (Date.now() - started) / 1000;
 }
 
-/** How many SSH logins (`Accepted publickey`) the host's sshd has logged. */
-export function sshLogins(name: string): number {
-    return Number(hostOk(name, "grep -c 'Accepted publickey' /var/log/sshd.log || true").trim());
+/** How many SSH logins (`Accepted publickey`) the host's sshd has logged (testhost.sh starts it with `-E /var/log/sshd.log`). */
+export function sshLogins(host: HostInfo): number {
+    return readFileSync(join(host.rootDir, "var/log/sshd.log"), "utf8").match(/Accepted publickey/g)?.length ?? 0;
+}
+
+/** When dpkg started and finished installing postfix on a host (epoch seconds, from its dpkg.log). */
+export function postfixInstallWindow(name: string): [number, number] {
+    const at = (pattern: string) => Date.parse(hostOk(name, `grep -m1 '${pattern}' /var/log/dpkg.log`).slice(0, 19).replace(" ", "T")) / 1000;
+    return [at(" install postfix:"), at(" status installed postfix:")];
 }
 
 export function hostDown(name: string): void {
