@@ -3,6 +3,8 @@
 // command) exists.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { REPO } from "../support/stack";
@@ -14,15 +16,25 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
     const home = new Stack("home");
     const lab = new Stack("lab");
     const broken = new Stack("e2e-broken");
-    after(() => [home, lab, broken].forEach((s) => s.remove()));
+    // A YAML project of its own, for the engine to start the YAML language host in.
+    const yamlProject = mkdtempSync(join(tmpdir(), "pulumi-postfix-yaml-"));
+    writeFileSync(join(yamlProject, "Pulumi.yaml"), "name: engine-yaml\nruntime: yaml\n");
+    const yaml = new Stack("engine-yaml", { dir: yamlProject });
+    after(() => {
+        [home, lab, broken, yaml].forEach((s) => s.remove());
+        rmSync(yamlProject, { recursive: true, force: true });
+    });
 
-    test("pulumi v3.274.1 with the upstream language host v3.259.0, command 1.2.1 and tls 5.5.1 as installed plugins", () => {
+    test("pulumi v3.274.1 with the upstream language hosts nodejs v3.259.0 and yaml 294c561f47f4, command 1.2.1 and tls 5.5.1 as installed plugins", () => {
         assert.equal(home.ok(["version"], { global: true }).stdout.trim(), "v3.274.1");
         const plugins = home.ok(["plugin", "ls"], { global: true }).stdout;
         assert.match(plugins, /^command\s+resource\s+1\.2\.1\s/m);
         assert.match(plugins, /^tls\s+resource\s+5\.5\.1\s/m);
         const bin = execFileSync("bash", [join(REPO, "tools", "pulumi-engine", "build.sh"), "--quiet", "--print-bin-dir"], { encoding: "utf8" }).trim();
         assert.equal(execFileSync(join(bin, "pulumi-language-nodejs"), ["-version"], { encoding: "utf8" }).trim(), "v3.259.0");
+        // pulumi-language-yaml has no version flag: the engine asks the running host (GetPluginInfo).
+        accessSync(join(bin, "pulumi-language-yaml"), constants.X_OK);
+        assert.match(yaml.ok(["about"], { global: true }).stdout, /^language\s+yaml\s+1\.37\.1-0\.20260717123218-294c561f47f4\s*$/m);
     });
 
     for (const [stack, server] of [[home, "server"], [lab, "mail"]] as const) {

@@ -5,7 +5,8 @@
 #   pulumi-language-nodejs   upstream, from ../shared/upstream (pulumi v3.259.0)
 #   pulumi-resource-command  upstream, from ../shared/upstream (pulumi-command v1.2.1)
 #   pulumi-resource-tls      upstream, from ../shared/upstream (pulumi-tls v5.5.1)
-# The Go module proxy refuses the three plugins' own modules, so their pristine sources come as
+#   pulumi-language-yaml     upstream, from ../shared/upstream (pulumi-yaml commit 294c561f47f4)
+# The Go module proxy refuses the four plugins' own modules, so their pristine sources come as
 # tarballs (checked against the sha256 sums below, unpacked into a temporary directory, built with
 # only the go.mod edits upstream's own monorepo layout needs, versions stamped as upstream's
 # release builds do). Nothing of theirs is copied into this repository.
@@ -27,6 +28,10 @@ PULUMI_VERSION=3.274.1 # the CLI: pkg/v3 and sdk/v3; keep equal to cli/go.mod
 LANGUAGE_NODEJS_VERSION=3.259.0
 COMMAND_VERSION=1.2.1
 TLS_VERSION=5.5.1
+# pulumi-yaml has no tag at this commit: its version is the Go pseudo-version of the commit (the
+# one pulumi-tls v5.5.1 requires), stamped with a "v" as goreleaser stamps {{.Tag}}.
+YAML_COMMIT=294c561f47f4
+YAML_VERSION=1.37.1-0.20260717123218-$YAML_COMMIT
 
 # The upstream sources, by content. A tarball that differs is refused.
 UPSTREAM_SUMS="c8ccb336ecd0f34c85d6fd98572e343fa07f6a25cd1ea1a70a9566537ee1b0e9  pulumi-command-v1.2.1.tar.xz
@@ -72,7 +77,7 @@ inputs_hash=$(cat "$engine_dir/build.sh" "$engine_dir/cli/go.mod" "$engine_dir/c
 key="pulumi-v${PULUMI_VERSION}_${go_version}_${goos_arch}_${inputs_hash}"
 key_dir="$cache_root/engine/$key"
 bin_dir="$key_dir/bin"
-binaries="pulumi pulumi-language-nodejs pulumi-resource-command pulumi-resource-tls"
+binaries="pulumi pulumi-language-nodejs pulumi-language-yaml pulumi-resource-command pulumi-resource-tls"
 
 done_msg() { if [ "$print_bin_dir" = 1 ]; then echo "$bin_dir"; fi; }
 
@@ -85,6 +90,7 @@ cached() {
 summary() {
 	say "  pulumi                   v$PULUMI_VERSION (pkg/v3 + sdk/v3 from the Go module proxy)"
 	say "  pulumi-language-nodejs   v$LANGUAGE_NODEJS_VERSION (upstream source)"
+	say "  pulumi-language-yaml     v$YAML_VERSION (upstream source)"
 	say "  pulumi-resource-command  v$COMMAND_VERSION (upstream source)"
 	say "  pulumi-resource-tls      v$TLS_VERSION (upstream source)"
 	if [ "$quiet" = 0 ]; then (cd "$bin_dir" && ls -l) | sed 's/^/  /' >&2; fi
@@ -156,6 +162,11 @@ host_dir="$src/pulumi-v$LANGUAGE_NODEJS_VERSION/sdk/nodejs/cmd/pulumi-language-n
 build pulumi-language-nodejs "$host_dir" . \
 	"-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$LANGUAGE_NODEJS_VERSION"
 
+# The YAML language host: every module it requires is served (its pkg/v3 and sdk/v3 are the
+# released v3.253.0), so its go.mod builds unchanged.
+build pulumi-language-yaml "$src/pulumi-yaml-$YAML_COMMIT" ./cmd/pulumi-language-yaml \
+	"-X github.com/pulumi/pulumi-yaml/pkg/version.Version=v$YAML_VERSION"
+
 build pulumi-resource-command "$src/pulumi-command-v$COMMAND_VERSION/provider" ./cmd/pulumi-resource-command \
 	"-X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION"
 
@@ -167,7 +178,7 @@ tf_tls="$src/terraform-provider-tls-d72d90e1b47b"
 	cp cmd/pulumi-resource-tls/schema.json cmd/pulumi-resource-tls/schema-embed.json &&
 	go mod edit -replace "github.com/hashicorp/terraform-provider-tls=$tf_tls" \
 		-replace "github.com/pulumi/pulumi-dotnet/pulumi-language-dotnet/v3=$src/pulumi-dotnet-6a2eb2585b50/pulumi-language-dotnet" \
-		-replace "github.com/pulumi/pulumi-yaml=$src/pulumi-yaml-294c561f47f4" &&
+		-replace "github.com/pulumi/pulumi-yaml=$src/pulumi-yaml-$YAML_COMMIT" &&
 	(cd shim && go mod edit -replace "github.com/hashicorp/terraform-provider-tls=$tf_tls")) >>"$log" 2>&1 ||
 	fail "preparing pulumi-resource-tls failed"
 build pulumi-resource-tls "$tls_dir" ./cmd/pulumi-resource-tls \
@@ -179,6 +190,7 @@ mv "$tmp_bin" "$bin_dir"
 	echo "key=$key"
 	echo "pulumi=v$PULUMI_VERSION"
 	echo "language-nodejs=v$LANGUAGE_NODEJS_VERSION"
+	echo "language-yaml=v$YAML_VERSION"
 	echo "command=v$COMMAND_VERSION"
 	echo "tls=v$TLS_VERSION"
 	echo "go=$go_version"
