@@ -20,12 +20,12 @@ export interface MailOptions {
     messageSizeLimit?: number;
     /** Local accounts that receive mail in `~/Maildir/`. Created (no password, no login shell) when missing; never deleted. */
     mailUsers?: string[];
-    /** `/etc/aliases`: alias name to one or more targets (local users, other aliases, or addresses). `postmaster: root` is added when absent. */
-    aliases?: Record<string, string | string[]>;
+    /** `/etc/aliases`: alias name to its targets (local users, other aliases, or addresses). `postmaster: [root]` is added when absent. (Stack config may also give one target as a plain string.) */
+    aliases?: Record<string, string[]>;
     /** The self-signed certificate offered with STARTTLS. */
     certificate?: CertificateOptions;
-    /** Further `main.cf` parameters, written after the managed ones. Parameters the typed options own are refused. */
-    extraParameters?: Record<string, string | number | boolean | string[]>;
+    /** Further `main.cf` parameters as Postfix writes them (`"yes"`, `"10s"`, `"a, b"`), written after the managed ones. Parameters the typed options own are refused. (Stack config may also give numbers, booleans and lists.) */
+    extraParameters?: Record<string, string>;
     /** Let `extraParameters` replace the safety parameters (client, relay and recipient restrictions...). Default `false`. */
     allowUnsafeOverrides?: boolean;
     /** Seconds the install waits for another apt or dpkg run to release its lock. Default 120. */
@@ -34,9 +34,29 @@ export interface MailOptions {
     relayHost?: RelayHostOptions;
     /** Also listen on the submission port 587 for LAN clients, with STARTTLS required there. Default `false`. */
     submission?: boolean;
-    /** Addresses in other domains delivered here (`virtual_alias_maps`), e.g. `info@shop.test: alice`; `@shop.test` catches the rest of a domain. Their domains become virtual alias domains. */
-    virtualAliases?: Record<string, string | string[]>;
+    /** Addresses in other domains delivered here (`virtual_alias_maps`), e.g. `info@shop.test: [alice]`; `@shop.test` catches the rest of a domain. Their domains become virtual alias domains. (Stack config may also give one target as a plain string.) */
+    virtualAliases?: Record<string, string[]>;
 }
+
+// Named value sets (not bare literal unions): the component package's schema lists them as enums.
+
+/** How the smarthost's TLS is checked. */
+export const RelayTls = {
+    /** TLS required, certificate not checked. */
+    encrypt: "encrypt",
+    /** TLS required, and the certificate must be valid for `tlsName`. */
+    verify: "verify",
+} as const;
+export type RelayTls = (typeof RelayTls)[keyof typeof RelayTls];
+
+/** The certificate's key algorithm. */
+export const KeyAlgorithm = {
+    /** RSA: the widest client support. */
+    RSA: "RSA",
+    /** ECDSA on the P-256 curve. */
+    ECDSA: "ECDSA",
+} as const;
+export type KeyAlgorithm = (typeof KeyAlgorithm)[keyof typeof KeyAlgorithm];
 
 export interface RelayHostOptions {
     /** The relay's host name or IP address; written `[host]:port` (no MX lookup). */
@@ -46,7 +66,7 @@ export interface RelayHostOptions {
     /** SASL user name. With it, the secret `relayHostPassword` is required. */
     username?: string;
     /** `encrypt` (default): TLS required, certificate not checked. `verify`: TLS required and the certificate must be valid for `tlsName`. */
-    tls?: "encrypt" | "verify";
+    tls?: RelayTls;
     /** The name the relay's certificate must carry when `tls` is `verify`. Default: `host` (required when `host` is an address). */
     tlsName?: string;
     /** PEM certificate(s) of the authority that signed the relay's certificate, for `verify`. Default: the system's CA bundle. */
@@ -55,7 +75,7 @@ export interface RelayHostOptions {
 
 export interface CertificateOptions {
     /** Key algorithm: `RSA` (default, widest client support) or `ECDSA` (P-256). */
-    algorithm?: "RSA" | "ECDSA";
+    algorithm?: KeyAlgorithm;
     /** RSA key size: 2048 (default), 3072 or 4096. */
     rsaBits?: number;
     /** Subject common name. Default: the host name. */
@@ -87,7 +107,7 @@ export interface Settings {
     /** In file order: `postmaster` first, then as configured. */
     aliases: Array<{ name: string; targets: string[] }>;
     certificate: {
-        algorithm: "RSA" | "ECDSA";
+        algorithm: KeyAlgorithm;
         rsaBits: number;
         commonName: string;
         organization?: string;
@@ -105,7 +125,7 @@ export interface Settings {
         /** Port 465 (submissions): TLS from the first byte instead of STARTTLS. */
         implicitTls: boolean;
         username?: string;
-        tls: "encrypt" | "verify";
+        tls: RelayTls;
         tlsName?: string;
         caCertificatePem?: string;
     };

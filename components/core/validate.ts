@@ -2,7 +2,7 @@
 // config key, before any resource exists. Nothing that fails here reaches a file or a shell.
 import { SAFETY_PARAMETERS, TYPED_OPTION_OF } from "./main-cf";
 import { Address, Cidr, cidrContains, cidrsOverlap, isLoopback, isNonPublic, parseAddress, parseCidr } from "./net";
-import { CertificateOptions, DEFAULT_MESSAGE_SIZE_LIMIT, MailOptions, ParameterValue, Settings } from "./settings";
+import { CertificateOptions, DEFAULT_MESSAGE_SIZE_LIMIT, MailOptions, ParameterValue, RelayTls, Settings } from "./settings";
 
 /** Maps a path inside the options (`listenAddresses[1]`) to the key the user wrote (`postfix:servers[0].listenAddresses[1]`). */
 export type KeyOf = (path: string) => string;
@@ -338,7 +338,7 @@ function relayHostSettings(c: Checker, value: unknown): Settings["relayHost"] {
     }
     if (!host || port === undefined || (value.username !== undefined && !username)) return undefined;
     return {
-        nexthop: `[${host}]:${port}`, implicitTls: port === 465, username, tls: tls as "encrypt" | "verify", tlsName,
+        nexthop: `[${host}]:${port}`, implicitTls: port === 465, username, tls: tls as RelayTls, tlsName,
         caCertificatePem: typeof ca === "string" ? `${ca.replace(/\r/g, "").trim()}\n` : undefined,
     };
 }
@@ -427,7 +427,7 @@ function extras(c: Checker, value: unknown, allowUnsafe: boolean, messageSizeLim
             c.add(path, "would change TLS towards the relayHost, which carries its password: set relayHost.tls instead");
             continue;
         }
-        if (Object.hasOwn(TYPED_OPTION_OF, name) && !SAFETY_PARAMETERS.has(name)) {
+        if (Object.prototype.hasOwnProperty.call(TYPED_OPTION_OF, name) && !SAFETY_PARAMETERS.has(name)) {
             c.add(path, `is managed by the option "${TYPED_OPTION_OF[name]}": set that instead`);
             continue;
         }
