@@ -17,6 +17,17 @@ import { remoteCommand } from "./core/shell";
 import { expandHome, SshOptions, SshSettings, validateSsh } from "./core/ssh";
 import { ConfigError, relayPasswordProblem, validateMailOptions } from "./core/validate";
 
+/**
+ * Invalid arguments, every problem named by its key (`args.messageSizeLimit must be ...`). A
+ * RunError: Pulumi shows the program's user the message alone, without a stack trace.
+ */
+export class PostfixServerArgsError extends pulumi.RunError {
+    constructor(readonly problems: string[]) {
+        super(new ConfigError(problems).message);
+        this.name = "PostfixServerArgsError";
+    }
+}
+
 export interface PostfixServerArgs extends MailOptions {
     /** How the workstation reaches the server over SSH. */
     ssh: SshOptions;
@@ -172,14 +183,14 @@ function validateArgs(args: PostfixServerArgs): { settings: Settings; ssh: SshSe
     } else if (typeof relayHostPassword === "string" && relayPasswordProblem(relayHostPassword)) {
         problems.push(`args.relayHostPassword ${relayPasswordProblem(relayHostPassword)}`);
     }
-    if (problems.length > 0 || !checked.settings || !ssh.ssh) throw new ConfigError(problems);
+    if (problems.length > 0 || !checked.settings || !ssh.ssh) throw new PostfixServerArgsError(problems);
     return { settings: checked.settings, ssh: ssh.ssh, relayPassword: relayHostPassword };
 }
 
 /** A secret known only when the engine runs: checked then, before sasl_passwd is rendered. */
 function checkedPassword(password: string): string {
     const problem = relayPasswordProblem(password);
-    if (problem) throw new ConfigError([`relayHostPassword ${problem}`]);
+    if (problem) throw new PostfixServerArgsError([`relayHostPassword ${problem}`]);
     return password;
 }
 
