@@ -80,3 +80,59 @@ export class ScratchProject {
         rmSync(this.backend, { recursive: true, force: true });
     }
 }
+
+/**
+ * Where the seconds of one `pulumi up` went, from the engine's own log (`--logtostderr -v=7`:
+ * JSON lines with nanosecond times; each provider call logs "executing" and "success"). Phases:
+ * engine and program start (until the first step starts), each step (the provider's
+ * Create/Update of it, which for a remote step includes its SSH connection), the engine between
+ * steps, and the finish (after the last step, until the process ended). The log holds secrets:
+ * it is parsed here and never written anywhere.
+ */
+/** `2026-12-01T16:56:02.627934325Z` -> epoch seconds, to the microsecond. */
+function seconds(time: string): number {
+    const fraction = /\.(\d+)/.exec(time)?.[1] ?? "0";
+    return Date.parse(`${time.slice(0, 19)}Z`) / 1000 + Number(`0.${fraction.slice(0, 6)}`);
+}
+
+export function phases(engineLog: string, wallSeconds: number): Array<[string, number]> {
+    const entries = engineLog.split("\n").flatMap((line) => {
+        try {
+            const entry = JSON.parse(line) as { time?: string; msg?: string };
+            return entry.time && entry.msg ? [{ at: seconds(entry.time), msg: entry.msg }] : [];
+        } catch {
+            return [];
+        }
+    });
+    if (entries.length === 0) return [];
+    const steps = new Map<string, { start: number; end?: number }>();
+    for (const { at, msg } of entries) {
+        const call = /^Provider\[[^\]]*\]\.(?:Create|Update)\((?:[^,]*,)?urn:[^)]*::([^:)]+)\) (executing|success)/.exec(msg);
+        if (!call) continue;
+        const [, name, what] = call;
+        if (what === "executing") steps.set(name, { start: at });
+        else if (steps.has(name)) steps.get(name)!.end = at;
+    }
+    const first = entries[0].at;
+    const ran = [...steps.entries()].filter(([, s]) => s.end !== undefined).sort((a, b) => a[1].start - b[1].start);
+    if (ran.length === 0) return [["engine and program, no step ran", wallSeconds]];
+    // The log starts a little after the process: the difference counts as engine start.
+    const logStart = first - (wallSeconds - (entries[entries.length - 1].at - first));
+    const startPhase = ran[0][1].start - logStart;
+    // Steps may overlap (the file steps run side by side): the busy time is the union.
+    let busy = 0;
+    let reach = -Infinity;
+    for (const [, s] of ran) {
+        busy += Math.max(0, s.end! - Math.max(s.start, reach));
+        reach = Math.max(reach, s.end!);
+    }
+    const lastEnd = Math.max(...ran.map(([, s]) => s.end!));
+    const between = lastEnd - ran[0][1].start - busy;
+    const finish = wallSeconds - startPhase - (lastEnd - ran[0][1].start);
+    return [
+        ["engine and program start, until the first step", startPhase],
+        ...ran.map(([name, s]): [string, number] => [`step ${name}`, s.end! - s.start]),
+        ["engine between steps (no step running)", between],
+        ["after the last step, until pulumi exits", finish],
+    ];
+}
