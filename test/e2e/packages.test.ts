@@ -47,6 +47,29 @@ function assertDeployed(stack: Stack, host: HostInfo, lanClient: string): void {
     assert.match(hostOk(host.name, "postconf -h message_size_limit"), /^10485760$/m);
 }
 
+/** The consumer's stack config: its project's keys, the host, and the size limit under test. */
+function consumerConfig(project: string, host: HostInfo, messageSizeLimit: number): Record<string, unknown> {
+    return {
+        [`${project}:address`]: host.address, [`${project}:messageSizeLimit`]: messageSizeLimit,
+        [`${project}:keyPath`]: host.privateKeyPath, [`${project}:hostKey`]: host.hostPublicKey,
+    };
+}
+
+/** What both ways in must show: the deployment passes its checks, and a wrong value is refused. */
+function deploysAndRefuses(program: string, project: string, stack: Stack, host: () => HostInfo, lanClient: string): void {
+    test("pulumi up deploys the guide's server and the deploy checks pass", () => {
+        const up = stack.up();
+        console.log(`# ${program}: pulumi up ${up.seconds.toFixed(1)} s`);
+        assertDeployed(stack, host(), lanClient);
+        assert.deepEqual(stack.outputs().endpoints, [`${host().address}:25`]);
+    });
+
+    test("a wrong value fails naming the key, before anything touches the host", () => {
+        stack.configure(consumerConfig(project, host(), 0));
+        assertRefused(stack, host(), /args\.messageSizeLimit must be/);
+    });
+}
+
 describe("a TypeScript program of its own installs the npm package", { timeout: 20 * 60_000 }, () => {
     const subnet = "127.0.67";
     const address = `${subnet}.2`;
@@ -93,7 +116,7 @@ describe("a TypeScript program of its own installs the npm package", { timeout: 
             "",
         ].join("\n"));
         execFileSync("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: project, stdio: ["ignore", "ignore", "inherit"] });
-        stack.init({ "lan-mail:address": address, "lan-mail:messageSizeLimit": 10485760, "lan-mail:keyPath": host.privateKeyPath, "lan-mail:hostKey": host.hostPublicKey });
+        stack.init(consumerConfig("lan-mail", host, 10485760));
     });
     after(() => {
         stack.remove();
@@ -109,17 +132,7 @@ describe("a TypeScript program of its own installs the npm package", { timeout: 
         for (const file of files) assert.match(file, /^(dist\/lib\/|package\.json$|README\.md$)/, `${file} does not belong in the package`);
     });
 
-    test("pulumi up deploys the guide's server and the deploy checks pass", () => {
-        const up = stack.up();
-        console.log(`# consumer program: pulumi up ${up.seconds.toFixed(1)} s`);
-        assertDeployed(stack, host, `${subnet}.50`);
-        assert.deepEqual(stack.outputs().endpoints, [`${address}:25`]);
-    });
-
-    test("a wrong value reaches the program's user as our own error, naming the key", () => {
-        stack.configure({ "lan-mail:address": address, "lan-mail:messageSizeLimit": 0, "lan-mail:keyPath": host.privateKeyPath, "lan-mail:hostKey": host.hostPublicKey });
-        assertRefused(stack, host, /args\.messageSizeLimit must be/);
-    });
+    deploysAndRefuses("TypeScript program", "lan-mail", stack, () => host, `${subnet}.50`);
 });
 
 describe("a Pulumi YAML program adds the component package", { timeout: 20 * 60_000 }, () => {
@@ -165,7 +178,7 @@ describe("a Pulumi YAML program adds the component package", { timeout: 20 * 60_
         host = hostUp("e2e-consumer-yaml", "bookworm", address);
         writeFileSync(join(project, "Pulumi.yaml"), program());
         mkdirSync(join(project, "stacks"));
-        stack.init({ "lan-mail-yaml:address": address, "lan-mail-yaml:messageSizeLimit": 10485760, "lan-mail-yaml:keyPath": host.privateKeyPath, "lan-mail-yaml:hostKey": host.hostPublicKey });
+        stack.init(consumerConfig("lan-mail-yaml", host, 10485760));
     });
     after(() => {
         stack.remove();
@@ -195,15 +208,5 @@ describe("a Pulumi YAML program adds the component package", { timeout: 20 * 60_
         assert.deepEqual(schema.types["postfix:index:KeyAlgorithm"].enum.map((e: { value: string }) => e.value), ["RSA", "ECDSA"]);
     });
 
-    test("pulumi up deploys the guide's server and the deploy checks pass", () => {
-        const up = stack.up();
-        console.log(`# YAML program: pulumi up ${up.seconds.toFixed(1)} s`);
-        assertDeployed(stack, host, `${subnet}.50`);
-        assert.deepEqual(stack.outputs().endpoints, [`${address}:25`]);
-    });
-
-    test("a wrong value fails naming the key, before anything touches the host", () => {
-        stack.configure({ "lan-mail-yaml:address": address, "lan-mail-yaml:messageSizeLimit": 0, "lan-mail-yaml:keyPath": host.privateKeyPath, "lan-mail-yaml:hostKey": host.hostPublicKey });
-        assertRefused(stack, host, /args\.messageSizeLimit must be/);
-    });
+    deploysAndRefuses("YAML program", "lan-mail-yaml", stack, () => host, `${subnet}.50`);
 });
