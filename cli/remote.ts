@@ -55,6 +55,6 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 /** Runs a host script as root (through `sudo -n` for other users), bounded in time. */
-export function runScript(connection: NodeSSH, user: string, body: string, what: string) {
-    return withTimeout(connection.execCommand(remoteCommand(body, user)), COMMAND_TIMEOUT_MS, what);
+export function runScript(connection: NodeSSH, user: string, body: string, what: string, shell: "sh" | "bash" = "sh", args: readonly string[] = []) {
+    return withTimeout(connection.execCommand(remoteCommand(body, user, shell, args)), COMMAND_TIMEOUT_MS, what);
 }

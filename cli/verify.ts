@@ -7,28 +7,25 @@ import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import type { NodeSSH } from "node-ssh";
 import {
     Check, compare, driftCheck, ehloChecks, expiryCheck, failed, fileCheck, firstLine, formatReport, HOST_SECTIONS, hostReportScript,
-    maildirWaitScript, mismatch, parseHostReport, parsePostconf, passed, replyCheck, replyText, report, restoredChecks,
-    ServerReport, xclientWindowScript,
+    maildirWaitScript, mismatch, parseHostReport, parsePostconf, passed, relayProbeChecks, replyCheck, replyText, report,
+    ServerReport,
 } from "../components/core/checks";
 import { Change, describeChange, plannedChanges } from "../components/core/changes";
 import { renderAliases, renderMailname, renderVirtualAliases } from "../components/core/files";
 import { postfixAddress } from "../components/core/net";
 import { PATHS } from "../components/core/paths";
-import { remoteCommand } from "../components/core/shell";
 import { ConfigError, UNIX_USER } from "../components/core/validate";
+import { shellFile } from "../components/shell-files";
 import { NAMESPACE, readStackConfig, ServerPlan } from "../components/stack-config";
-import { COMMAND_TIMEOUT_MS, connectSsh, runScript, withTimeout } from "./remote";
+import { connectSsh, runScript } from "./remote";
 import { expectClass, SmtpSession } from "./smtp";
 
 const REPO = join(__dirname, "..", "..");
 /** The name this client gives in EHLO: syntactically valid, never a real host. */
 const EHLO_NAME = "verify.pulumi-postfix.invalid";
-/** The outside client the relay check pretends to be (TEST-NET-1, RFC 5737). */
-const OUTSIDER = { addr: "192.0.2.1", name: "relay-check.invalid" };
 const DELIVERY_WAIT_SECONDS = 30;
 
 export interface Options {
@@ -229,64 +226,10 @@ async function hostChecks(ssh: NodeSSH, plan: ServerPlan, outputs: ServerOutputs
     ];
 }
 
-/**
- * As an outside client (XCLIENT, from the host itself through an SSH tunnel), asks to relay and
- * expects a refusal. XCLIENT is refused for a moment after the reload: new smtpd processes read the
- * new setting, so a refused XCLIENT is tried again for a few seconds.
- */
-async function relayProbe(ssh: NodeSSH, address: string): Promise<Check> {
-    const name = "relay refused";
-    for (let attempt = 1; ; attempt++) {
-        const channel = await withTimeout(ssh.forwardOut("127.0.0.1", 0, address, 25), COMMAND_TIMEOUT_MS, `tunnel to ${address}:25`);
-        const session = new SmtpSession(channel, `${address}:25 (from the host)`);
-        try {
-            expectClass(await session.read(), 2, "greeting");
-            expectClass(await session.command(`EHLO ${OUTSIDER.name}`), 2, "EHLO");
-            const xclient = await session.command(`XCLIENT ADDR=${OUTSIDER.addr} NAME=${OUTSIDER.name}`);
-            if (xclient.code !== 220) {
-                if (attempt === 10) return failed(name, `XCLIENT refused: ${replyText(xclient)}`);
-                await new Promise((resolve) => setTimeout(resolve, 500));
-                continue;
-            }
-            expectClass(await session.command(`EHLO ${OUTSIDER.name}`), 2, "EHLO after XCLIENT");
-            const mail = await session.command(`MAIL FROM:<probe@${OUTSIDER.name}>`);
-            const refusal = mail.code >= 500 ? mail : await session.command(`RCPT TO:<probe@${OUTSIDER.name}>`);
-            const seen = `${replyText(refusal)} (as ${OUTSIDER.addr} through XCLIENT)`;
-            return refusal.code >= 500 ? passed(name, seen) : mismatch(name, `5xx to an outside client relaying`, seen);
-        } finally {
-            await session.close();
-        }
-    }
-}
-
-/** The relay probe inside the XCLIENT window, which the host closes when our stdin ends. */
+/** The relay probe on the host, the same one the deploy check runs (components/shell/relay-probe.sh). */
 async function relayChecks(ssh: NodeSSH, plan: ServerPlan): Promise<Check[]> {
-    const listen = plan.settings.listenAddresses[0];
-    const hosts = [...new Set([postfixAddress(listen), "127.0.0.1"])];
-    const stdin = new PassThrough();
-    let stdout = "";
-    let opened!: () => void;
-    const ready = new Promise<void>((resolve) => (opened = resolve));
-    const window = ssh.execCommand(remoteCommand(xclientWindowScript(hosts), plan.ssh.user), {
-        stdin,
-        onStdout: (chunk) => {
-            stdout += chunk.toString("utf8");
-            if (/^ready$/m.test(stdout)) opened();
-        },
-    });
-    let relay: Check;
-    try {
-        const isOpen = await withTimeout(Promise.race([ready.then(() => true), window.then(() => false)]), COMMAND_TIMEOUT_MS, "XCLIENT window");
-        relay = isOpen ? await relayProbe(ssh, listen.text) : failed("relay refused", `could not open the XCLIENT window: ${(await window).stderr.trim()}`);
-    } catch (error) {
-        relay = failed("relay refused", (error as Error).message);
-    } finally {
-        stdin.end();
-    }
-    const closed = await withTimeout(window, COMMAND_TIMEOUT_MS, "closing the XCLIENT window").catch((error: Error) => ({ stderr: error.message }));
-    // Nothing was changed when the window never opened (postfix down, XCLIENT already configured).
-    const touched = /^main\.cf /m.test(stdout) || /^ready$/m.test(stdout);
-    return touched ? [relay, ...restoredChecks(stdout + (closed.stderr ? `\n${closed.stderr}` : ""))] : [relay];
+    const address = postfixAddress(plan.settings.listenAddresses[0]);
+    return relayProbeChecks(await runScript(ssh, plan.ssh.user, shellFile("relay-probe.sh"), "relay probe", "bash", [address]));
 }
 
 async function deliveryCheck(ssh: NodeSSH, plan: ServerPlan, user: string, subject: string | undefined): Promise<Check> {

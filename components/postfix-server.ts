@@ -9,7 +9,7 @@ import { renderAliases, renderMailname, renderMasterServices, renderPreseed, ren
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
 import {
-    deployCheckScript, installScript, MANAGED_FILES, packagesFor, ManagedFile, mailUsersScript, parseHostFacts, removeFileScript,
+    installScript, MANAGED_FILES, packagesFor, ManagedFile, mailUsersScript, parseHostFacts, removeFileScript,
     serviceScript, stopServiceScript, uninstallScript, writeFileScript,
 } from "./core/scripts";
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
@@ -94,11 +94,13 @@ export class PostfixServer extends pulumi.ComponentResource {
         }, parent);
 
         // One remote command per step; each opens its own SSH connection and runs only when its inputs change.
-        type Body = { create: pulumi.Input<string>; stdin?: pulumi.Input<string>; delete?: string; shell?: "bash" };
+        // A step's script comes from the core (built with its values quoted) or from components/shell/
+        // (its values given as arguments).
+        type Body = { create: pulumi.Input<string>; args?: pulumi.Input<string[]>; stdin?: pulumi.Input<string>; delete?: string; shell?: "bash" };
         const step = (stepName: string, body: Body, dependsOn: pulumi.Resource[]) =>
             new command.remote.Command(`${name}-${stepName}`, {
                 connection,
-                create: pulumi.output(body.create).apply((script) => remoteCommand(script, ssh.user, body.shell)),
+                create: pulumi.all([body.create, body.args ?? []]).apply(([script, args]) => remoteCommand(script, ssh.user, body.shell, args)),
                 stdin: body.stdin,
                 delete: body.delete === undefined ? undefined : remoteCommand(body.delete, ssh.user),
                 // sshd refuses unknown environment variables, and no step needs its previous output.
@@ -152,8 +154,14 @@ export class PostfixServer extends pulumi.ComponentResource {
         const addresses = settings.listenAddresses.map(postfixAddress);
         const ports = settings.submission ? [25, 587] : [25];
         // It follows the service step's output, not the digest: after a failed verify (state kept
-        // from before), the fixing run's service step runs again, and so must this check.
-        step("verify", { create: service.stdout.apply((run) => deployCheckScript(addresses, ports, run)), shell: "bash" }, [service]);
+        // from before), the fixing run's service step runs again, and so must this check. The relay
+        // probe is the one `npm run verify` runs too.
+        step("verify", {
+            create: shellFile("deploy-check.sh"),
+            args: service.stdout.apply((run) => [run.split("\n")[0], ports.join(" "), ...addresses]),
+            stdin: shellFile("relay-probe.sh"),
+            shell: "bash",
+        }, [service]);
 
         this.smtpEndpoints = pulumi.output(addresses.flatMap((a) => ports.map((port) => `${a}:${port}`)));
         this.certificatePem = cert.certPem;

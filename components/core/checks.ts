@@ -210,56 +210,33 @@ export function fileCheck(name: string, path: string, expected: string, section:
     return mismatch(name, `${path} line ${i + 1} ${show(want[i])}`, show(seen[i]));
 }
 
-export const XCLIENT_PARAMETER = "smtpd_authorized_xclient_hosts";
+/** The outside client the relay probe poses as (components/shell/relay-probe.sh). */
+const OUTSIDER = "192.0.2.1 through XCLIENT";
 
 /**
- * Opens the XCLIENT window for the relay probe: authorizes `hosts` for XCLIENT, reloads, prints
- * `ready`, and waits until its standard input closes (the workstation's probe is done, or the
- * connection dropped). Whatever happens, the EXIT trap removes the parameter again, reloads, and
- * prints `main.cf <hash before> <hash after>` and `left <line>` for any XCLIENT setting left.
+ * What the relay probe (components/shell/relay-probe.sh, run on the host) reported, as checks:
+ * the relay refused, main.cf byte-identical again, and the XCLIENT permission withdrawn.
  */
-export function xclientWindowScript(hosts: readonly string[]): string {
-    return script(
-        `param=${XCLIENT_PARAMETER}`,
-        `main_cf=${shq(PATHS.mainCf)}`,
-        "main_cf_sha256() { sha256sum <\"$main_cf\" | cut -d' ' -f1; }",
-        "if ! postfix status >/dev/null 2>&1; then",
-        "    echo 'postfix is not running' >&2",
-        "    exit 1",
-        "fi",
-        'if postconf -n | grep -q "^$param ="; then',
-        '    echo "$param is already set in main.cf: not touching it" >&2',
-        "    exit 1",
-        "fi",
-        "before=$(main_cf_sha256)",
-        "restore() {",
-        '    postconf -X "$param"',
-        "    postfix reload >/dev/null 2>&1 || echo 'reload failed' >&2",
-        "    printf 'main.cf %s %s\\n' \"$before\" \"$(main_cf_sha256)\"",
-        '    postconf -n | sed -n "/^$param =/s/^/left /p"',
-        "}",
-        "trap restore EXIT",
-        "trap 'exit 1' HUP INT TERM",
-        `postconf -e "$param=${hosts.join(" ")}"`,
-        "postfix reload >/dev/null",
-        "echo ready",
-        "cat >/dev/null",
-    );
-}
-
-/** What the window's trap reported (stdout and stderr): whether main.cf came back byte-identical and XCLIENT is gone. */
-export function restoredChecks(output: string): Check[] {
-    const hashes = /^main\.cf (\S+) (\S+)$/m.exec(output);
-    const left = output.split("\n").filter((l) => l.startsWith("left ")).map((l) => l.slice(5));
-    let mainCf: Check;
-    if (!hashes) mainCf = failed("main.cf restored", "no report from the host after the relay check");
-    else if (hashes[1] !== hashes[2]) mainCf = mismatch("main.cf restored", `sha256 ${hashes[1]}`, `sha256 ${hashes[2]}`);
-    else mainCf = passed("main.cf restored", `byte-identical (sha256 ${hashes[1].slice(0, 12)}...)`);
-    let xclient: Check;
-    if (left.length > 0) xclient = mismatch("xclient removed", "not set", left.join("; "));
-    else if (/^reload failed$/m.test(output)) xclient = failed("xclient removed", "removed from main.cf, but postfix reload failed");
-    else xclient = passed("xclient removed", `${XCLIENT_PARAMETER} not set`);
-    return [mainCf, xclient];
+export function relayProbeChecks(run: { code: number | null; stdout: string; stderr: string }): Check[] {
+    const value = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(run.stdout)?.[1];
+    const hashes = value("main_cf")?.split(" ");
+    const [xclient, rcpt] = [value("xclient"), value("rcpt")];
+    let relay: Check;
+    if (run.code !== 0 || xclient === undefined || rcpt === undefined) relay = failed("relay refused", run.stderr.trim() || `the relay probe exited ${run.code}`);
+    else if (!xclient.startsWith("220")) relay = failed("relay refused", `XCLIENT refused: ${xclient}`);
+    else if (rcpt.startsWith("5")) relay = passed("relay refused", `${rcpt} (as ${OUTSIDER})`);
+    else relay = mismatch("relay refused", "5xx to an outside client relaying", `${rcpt} (as ${OUTSIDER})`);
+    // Nothing was changed when the probe could not start (postfix down, XCLIENT set by the user).
+    if (!hashes) return [relay];
+    const mainCf = hashes[0] === hashes[1]
+        ? passed("main.cf restored", `byte-identical (sha256 ${hashes[0].slice(0, 12)}...)`)
+        : mismatch("main.cf restored", `sha256 ${hashes[0]}`, `sha256 ${hashes[1]}`);
+    const left = value("left");
+    let withdrawn: Check;
+    if (left !== undefined) withdrawn = mismatch("xclient removed", "not set", left);
+    else if (value("reload") === "failed") withdrawn = failed("xclient removed", "removed from main.cf, but postfix reload failed");
+    else withdrawn = passed("xclient removed", "smtpd_authorized_xclient_hosts not set");
+    return [relay, mainCf, withdrawn];
 }
 
 /** Waits (bounded) for a message with `subject` in the user's ~/Maildir/new; prints the file. */

@@ -11,11 +11,12 @@ export function script(...lines: string[]): string {
 }
 
 /**
- * The command line that runs a script over SSH. The remote login shell gets `sh -c '<script>'`;
- * a non-root user goes through `sudo -n` (no password prompt: there is no terminal). Standard
- * input passes through both, which is how file contents and keys travel.
+ * The command line that runs a script over SSH. The remote login shell gets `sh -c '<script>'`
+ * (then `pulumi-postfix` as `$0` and the arguments, each quoted); a non-root user goes through
+ * `sudo -n` (no password prompt: there is no terminal). Standard input passes through both, which
+ * is how file contents and keys travel.
  */
-export function remoteCommand(body: string, user: string, shell: "sh" | "bash" = "sh"): string {
-    const run = `${shell} -c ${shq(body)}`;
+export function remoteCommand(body: string, user: string, shell: "sh" | "bash" = "sh", args: readonly string[] = []): string {
+    const run = [`${shell} -c ${shq(body)}`, ...(args.length > 0 ? ["pulumi-postfix", ...args.map(shq)] : [])].join(" ");
     return user === "root" ? run : `sudo -n ${run}`;
 }

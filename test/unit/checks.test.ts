@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { parseArgs, UsageError } from "../../cli/verify";
 import {
     describeDrift, ehloChecks, expiryCheck, fileCheck, formatReport, HOST_SECTIONS, hostReportScript, mainCfDrift,
-    maildirWaitScript, parseHostReport, parsePostconf, parseReplies, report, restoredChecks, xclientWindowScript,
+    maildirWaitScript, parseHostReport, parsePostconf, parseReplies, relayProbeChecks, report,
 } from "../../components/core/checks";
 import { renderAliases } from "../../components/core/files";
 import { formatValue, mainCfParameters, renderMainCf } from "../../components/core/main-cf";
@@ -99,14 +99,20 @@ test("the host report is read back byte for byte, terminal CRs in first lines dr
     assert.deepEqual(sections.queue, { status: 0, output: "" });
 });
 
-test("the XCLIENT window reports main.cf restored and XCLIENT gone, or says what is left", () => {
+test("the relay probe's report becomes the relay, main.cf and XCLIENT checks, or says what went wrong", () => {
     const same = "a".repeat(64);
-    assert.deepEqual(restoredChecks(`ready\nmain.cf ${same} ${same}\n`).map((c) => c.ok), [true, true]);
-    const [changed, left] = restoredChecks(`main.cf ${same} ${"b".repeat(64)}\nleft smtpd_authorized_xclient_hosts = 127.0.0.1\n`);
-    assert.equal(changed.detail, `expected sha256 ${same}, seen sha256 ${"b".repeat(64)}`);
-    assert.equal(left.detail, "expected not set, seen smtpd_authorized_xclient_hosts = 127.0.0.1");
-    assert.equal(restoredChecks("ready\n")[0].detail, "no report from the host after the relay check");
-    assert.equal(restoredChecks(`main.cf ${same} ${same}\nreload failed\n`)[1].ok, false);
+    const run = (stdout: string, code = 0, stderr = "") => relayProbeChecks({ code, stdout, stderr });
+    const refused = run(`main_cf=${same} ${same}\nxclient=220 2.0.0 Ok\nrcpt=554 5.7.1 <probe@relay-check.invalid>: Relay access denied\n`);
+    assert.deepEqual(refused.map((c) => [c.name, c.ok]), [["relay refused", true], ["main.cf restored", true], ["xclient removed", true]]);
+    assert.equal(refused[0].detail, "554 5.7.1 <probe@relay-check.invalid>: Relay access denied (as 192.0.2.1 through XCLIENT)");
+    const open = run(`main_cf=${same} ${"b".repeat(64)}\nleft=smtpd_authorized_xclient_hosts = 127.0.0.1\nxclient=220 2.0.0 Ok\nrcpt=250 2.1.5 Ok\n`);
+    assert.equal(open[0].detail, "expected 5xx to an outside client relaying, seen 250 2.1.5 Ok (as 192.0.2.1 through XCLIENT)");
+    assert.equal(open[1].detail, `expected sha256 ${same}, seen sha256 ${"b".repeat(64)}`);
+    assert.equal(open[2].detail, "expected not set, seen smtpd_authorized_xclient_hosts = 127.0.0.1");
+    assert.equal(run(`main_cf=${same} ${same}\nxclient=554 5.7.1 Error: insufficient authorization\nrcpt=(not asked)\n`)[0].detail, "XCLIENT refused: 554 5.7.1 Error: insufficient authorization");
+    assert.equal(run(`reload=failed\nmain_cf=${same} ${same}\nxclient=220 2.0.0 Ok\nrcpt=554 5.7.1 denied\n`)[2].ok, false);
+    // It could not start: postfix down. Nothing was touched, so there is one check only.
+    assert.deepEqual(run("", 1, "postfix is not running\n").map((c) => [c.name, c.ok, c.detail]), [["relay refused", false, "postfix is not running"]]);
 });
 
 test("output: one line per check, grouped per server, and the summary; --json keeps the same data", () => {
@@ -147,7 +153,6 @@ test("the verify host scripts pass shellcheck, alone and as the command line sen
     const dir = mkdtempSync(join(tmpdir(), "shellcheck-"));
     const scripts = {
         report: hostReportScript(),
-        xclient: xclientWindowScript(["192.168.1.100", "127.0.0.1"]),
         maildir: maildirWaitScript("fribeiro", "pulumi-postfix verify 1234", 30),
     };
     for (const [name, body] of Object.entries(scripts)) {
