@@ -47,8 +47,14 @@ export function installScript(aptLockTimeoutSeconds: number, packages: readonly 
         "}",
         'log=$(mktemp)',
         'trap \'rm -f "$log"\' EXIT',
+        "# apt's output is shown only when it fails; otherwise one line says what happened.",
         "apt_install() { # the packages",
-        '    if apt-get -q -y -o DPkg::Lock::Timeout="$lock" install "$@" >"$log" 2>&1; then cat "$log"; return 0; fi',
+        '    if apt-get -q -y -o DPkg::Lock::Timeout="$lock" install "$@" >"$log" 2>&1; then return 0; fi',
+        '    cat "$log" >&2',
+        "    return 1",
+        "}",
+        "apt_update() {",
+        '    if apt-get -q -o DPkg::Lock::Timeout="$lock" update >"$log" 2>&1; then return 0; fi',
         '    cat "$log" >&2',
         "    return 1",
         "}",
@@ -65,6 +71,7 @@ export function installScript(aptLockTimeoutSeconds: number, packages: readonly 
         "    done",
         '    printf \'%s\\n\' "$out"',
         "}",
+        "outcome=\"already installed\"",
         "if ! installed \"$@\"; then",
         "    # Before debconf-set-selections: a running postinst holds the debconf database too.",
         "    if ! repair_dpkg; then",
@@ -74,13 +81,16 @@ export function installScript(aptLockTimeoutSeconds: number, packages: readonly 
         "    debconf-set-selections",
         "    # Another failure is most often stale package lists: refresh once, then try again. Not after a",
         "    # lock timeout: the bound is the user's, and a refresh would wait for the same lock again.",
-        '    if ! apt_install "$@" && { grep -Eq "^E: .*lock" "$log" || ! { apt-get -q -o DPkg::Lock::Timeout="$lock" update && apt_install "$@"; }; }; then',
+        '    if ! apt_install "$@" && { grep -Eq "^E: .*lock" "$log" || ! { apt_update && apt_install "$@"; }; }; then',
         '        echo "pulumi-postfix: could not install postfix (apt waited up to ${lock}s for the dpkg lock; see its message above)" >&2',
         "        exit 1",
         "    fi",
+        "    count=$(sed -n 's/.* \\([0-9]*\\) newly installed.*/\\1/p' \"$log\")",
+        "    removed=$(sed -n 's/^Removing \\([^ ]*\\) .*/\\1/p' \"$log\" | sort -u | tr '\\n' ' ')",
+        "    outcome=\"installed (${count:-0} packages${removed:+; removed ${removed% }})\"",
         "fi",
-        "printf 'compatibility_level=%s\\n' \"$(postconf -h compatibility_level)\"",
-        "printf 'mail_version=%s\\n' \"$(postconf -h mail_version)\"",
+        "# One line for the display; parseHostFacts reads the version and compatibility level from it.",
+        "echo \"postfix $(postconf -h mail_version) $outcome, compatibility_level $(postconf -h compatibility_level)\"",
     );
 }
 
@@ -279,12 +289,11 @@ export function stopServiceScript(): string {
     );
 }
 
-/** Reads the `key=value` lines the install step prints. */
+/** Reads the line the install step ends with: `postfix 3.7.11 installed (21 packages), compatibility_level 3.6`. */
 export function parseHostFacts(stdout: string): { compatibilityLevel: string; mailVersion: string } {
-    const facts = new Map(stdout.split("\n").map((line) => line.trim().split("=", 2) as [string, string]));
-    const compatibilityLevel = facts.get("compatibility_level");
-    const mailVersion = facts.get("mail_version");
-    if (!compatibilityLevel || !/^[0-9][0-9.]*$/.test(compatibilityLevel) || !mailVersion) {
+    const facts = /^postfix (\S+) .*, compatibility_level ([0-9][0-9.]*)$/m.exec(stdout);
+    const [, mailVersion, compatibilityLevel] = facts ?? [];
+    if (!compatibilityLevel || !mailVersion) {
         throw new Error(`pulumi-postfix: unexpected output from the install step: ${JSON.stringify(stdout)}`);
     }
     return { compatibilityLevel, mailVersion };

@@ -2,7 +2,8 @@
 # The deploy check, the last step of every deployment that changed something: postfix runs, each
 # listen address answers 220 on each port, and a client outside the trusted networks cannot
 # relay (relay-probe.sh, the same probe `npm run verify` runs, given on standard input). Any
-# failure fails `pulumi up`. One line per check; nothing is ever sent.
+# failure fails `pulumi up`: then every check has its line; when all pass, one line says so.
+# Nothing is ever sent.
 #
 # Usage: deploy-check.sh RUN PORTS ADDRESS...   stdin: relay-probe.sh
 #   RUN    what the service step printed: only there so that this step runs after every run of it
@@ -14,8 +15,9 @@ ports=$1
 shift
 probe_script=$(cat)
 failures=0
+lines=""
 report() { # ok|FAIL, what
-    echo "$1 $2"
+    lines="$lines$1 $2"$'\n'
     if [ "$1" != ok ]; then failures=$((failures + 1)); fi
 }
 reply() { # the last line of the next SMTP reply (10 s at most)
@@ -38,6 +40,7 @@ for address in "$@"; do
         fi
         banner=$(reply)
         case "$banner" in 220*) report ok "$address:$port answers: $banner" ;; *) report FAIL "$address:$port answers: $banner" ;; esac
+        answered="${answered:+$answered, }$address:$port"
         printf 'QUIT\r\n' >&3
         reply >/dev/null
         exec 3>&- 3<&-
@@ -51,7 +54,7 @@ if probe=$(bash -c "$probe_script" relay-probe "$1" 2>"$errors"); then
     xclient=$(value xclient)
     rcpt=$(value rcpt)
     case "$xclient|$rcpt" in
-        220*'|5'*) report ok "an outside client cannot relay: $rcpt" ;;
+        220*'|5'*) report ok "an outside client cannot relay: $rcpt"; refusal=${rcpt%% *} ;;
         220*) report FAIL "OPEN RELAY: an outside client got '$rcpt' for an outside recipient" ;;
         *) report FAIL "could not pose as an outside client (XCLIENT answered '$xclient')" ;;
     esac
@@ -63,6 +66,8 @@ else
 fi
 
 if [ "$failures" -gt 0 ]; then
+    printf '%s' "$lines"
     echo "pulumi-postfix: the server failed $failures check(s) after the deployment (above)" >&2
     exit 1
 fi
+echo "checks passed: postfix running, 220 on ${answered:-}, relay refused ($refusal)"

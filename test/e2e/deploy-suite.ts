@@ -58,8 +58,12 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             assert.notEqual(hostSh(name, "test -x /usr/sbin/postfix").status, 0, "no postfix before the deployment");
             const up = stack.up();
             firstUp = up.stdout + up.stderr;
-            console.log(`# ${suite}: cold pulumi up took ${up.seconds.toFixed(1)} s`);
+            console.log(`# ${suite}: cold pulumi up took ${up.seconds.toFixed(1)} s, ${up.stdout.split("\n").length} lines of display`);
             assert.ok(masterPid(name), "postfix runs");
+            // Each step says in a line what it did; apt's own output appears only when it fails.
+            assert.match(up.stdout, /mx-install created .*postfix \S+ installed \(\d+ packages\), compatibility_level /);
+            assert.match(up.stdout, /mx-verify created .*checks passed: postfix running, 220 on /);
+            assert.doesNotMatch(up.stdout, /Reading database|Unpacking |Setting up /, "apt's progress stays out of the display");
             if (booted) {
                 assert.equal(hostOk(name, "cat /proc/1/comm").trim(), "systemd", "systemd is PID 1");
                 assert.equal(hostOk(name, `systemctl is-active postfix.service ${masterUnit}`).trim(), "active\nactive");

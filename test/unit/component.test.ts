@@ -34,7 +34,7 @@ before(async () => {
             if (args.type === "tls:index/privateKey:PrivateKey") Object.assign(outputs, { privateKeyPem: TLS_KEY, publicKeyPem: "PUBLIC" });
             if (args.type === "tls:index/selfSignedCert:SelfSignedCert") outputs.certPem = CERT_PEM;
             if (args.type === "command:remote:Command") {
-                outputs.stdout = args.name.endsWith("-install") ? "compatibility_level=3.6\nmail_version=3.7.11" : "";
+                outputs.stdout = args.name.endsWith("-install") ? "postfix 3.7.11 installed (21 packages), compatibility_level 3.6\n" : "";
             }
             return { id: `${args.name}-id`, state: outputs };
         },
