@@ -9,7 +9,7 @@ import { renderAliases, renderMailname, renderMasterServices, renderPreseed, ren
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
 import {
-    installScript, MANAGED_FILES, packagesFor, ManagedFile, mailUsersScript, parseHostFacts, removeFileScript,
+    installScript, MANAGED_FILES, packagesFor, ManagedFile, parseHostFacts, removeFileScript,
     serviceScript, stopServiceScript, uninstallScript, writeFileScript,
 } from "./core/scripts";
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
@@ -107,12 +107,12 @@ export class PostfixServer extends pulumi.ComponentResource {
                 addPreviousOutputInEnv: false,
             }, { ...parent, dependsOn: [reachable, ...dependsOn] });
 
+        // Packages and mail users in one step: every file step needs both, and a step is an SSH session.
         const install = step("install", {
-            create: installScript(settings.aptLockTimeoutSeconds, packagesFor(settings.relayHost?.username !== undefined)),
+            create: installScript(settings.aptLockTimeoutSeconds, packagesFor(settings.relayHost?.username !== undefined), settings.mailUsers),
             stdin: renderPreseed(settings),
             delete: uninstallScript(),
         }, []);
-        const users = settings.mailUsers.length > 0 ? [step("mail-users", { create: mailUsersScript(settings.mailUsers) }, [install])] : [];
 
         const facts = install.stdout.apply(parseHostFacts);
         const parameters = facts.apply((host) => mainCfParameters(settings, host));
@@ -129,7 +129,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         const saslPasswd = relay?.username && relayPassword !== undefined
             ? pulumi.secret(pulumi.output(relayPassword).apply((password) => renderSaslPasswd(settings, checkedPassword(password))))
             : undefined;
-        const aliases = file("aliases", MANAGED_FILES.aliases, renderAliases(settings), [install, ...users]);
+        const aliases = file("aliases", MANAGED_FILES.aliases, renderAliases(settings), [install]);
         // main.cf names these files: they are in place before it goes live.
         const named = [
             // Secret here too, whatever the provider marks: the key must never show in a diff or log.
@@ -137,7 +137,7 @@ export class PostfixServer extends pulumi.ComponentResource {
             file("tls-cert", MANAGED_FILES.tlsCert, cert.certPem, [install], true),
             file("mailname", MANAGED_FILES.mailname, renderMailname(settings), [install]),
             // Local targets are checked against the users and aliases: they exist first.
-            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install, ...users, aliases]),
+            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install, aliases]),
             ...(saslPasswd ? [file("sasl-passwd", MANAGED_FILES.saslPasswd, saslPasswd, [install], true)] : []),
             ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem, [install], true)] : []),
         ];

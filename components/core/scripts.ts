@@ -35,8 +35,12 @@ export function packagesFor(smarthostLogin: boolean): string[] {
     return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : [])];
 }
 
-/** Installs the packages once, answering debconf from stdin; prints what the host runs. */
-export function installScript(aptLockTimeoutSeconds: number, packages: readonly string[] = packagesFor(false)): string {
+/**
+ * Installs the packages once, answering debconf from stdin, and creates the missing mail users
+ * (no password, no login shell; never deletes one): what every file step needs on the host, in
+ * one SSH session. Prints one line per user created, then what the host runs.
+ */
+export function installScript(aptLockTimeoutSeconds: number, packages: readonly string[] = packagesFor(false), users: readonly string[] = []): string {
     return script(
         "export DEBIAN_FRONTEND=noninteractive",
         `lock=${shq(aptLockTimeoutSeconds)}`,
@@ -89,6 +93,14 @@ export function installScript(aptLockTimeoutSeconds: number, packages: readonly 
         "    removed=$(sed -n 's/^Removing \\([^ ]*\\) .*/\\1/p' \"$log\" | sort -u | tr '\\n' ' ')",
         "    outcome=\"installed (${count:-0} packages${removed:+; removed ${removed% }})\"",
         "fi",
+        ...(users.length === 0 ? [] : [
+            `for user in ${users.map(shq).join(" ")}; do`,
+            '    if ! id -u "$user" >/dev/null 2>&1; then',
+            "        useradd --create-home --shell /usr/sbin/nologin --comment 'mail user (pulumi-postfix)' \"$user\"",
+            '        echo "created user $user"',
+            "    fi",
+            "done",
+        ]),
         "# One line for the display; parseHostFacts reads the version and compatibility level from it.",
         "echo \"postfix $(postconf -h mail_version) $outcome, compatibility_level $(postconf -h compatibility_level)\"",
     );
@@ -104,18 +116,6 @@ export function uninstallScript(): string {
 }
 
 /** Creates missing mail accounts: no password, no login shell. Never deletes one. */
-export function mailUsersScript(users: readonly string[]): string {
-    return script(
-        `set -- ${users.map(shq).join(" ")}`,
-        'for user in "$@"; do',
-        '    if ! id -u "$user" >/dev/null 2>&1; then',
-        "        useradd --create-home --shell /usr/sbin/nologin --comment 'mail user (pulumi-postfix)' \"$user\"",
-        '        echo "created user $user"',
-        "    fi",
-        "done",
-    );
-}
-
 /** A file the component owns on the host, and what its change means for postfix. */
 export interface ManagedFile {
     path: string;

@@ -74,7 +74,6 @@ test("the graph: steps, their order, their parent", async () => {
         "command:local:Command server-ssh-reachable",
         "command:remote:Command server-aliases",
         "command:remote:Command server-install",
-        "command:remote:Command server-mail-users",
         "command:remote:Command server-mailname",
         "command:remote:Command server-main-cf",
         "command:remote:Command server-master-cf",
@@ -92,8 +91,7 @@ test("the graph: steps, their order, their parent", async () => {
         assert.equal(dependsOn.get(r.name)![0], probe, `${r.name}: SSH is checked before any session`);
     }
     assert.deepEqual(dependsOn.get("server-install"), [probe]);
-    assert.deepEqual(dependsOn.get("server-mail-users"), [probe, "server-install"]);
-    assert.deepEqual(dependsOn.get("server-aliases"), [probe, "server-install", "server-mail-users"], "alias users exist first");
+    assert.deepEqual(dependsOn.get("server-aliases"), [probe, "server-install"], "alias users exist first (the install step creates them)");
     assert.deepEqual(dependsOn.get("server-main-cf"), [probe, "server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases"], "main.cf goes live after the files it names");
     assert.deepEqual(dependsOn.get("server-master-cf"), [probe, "server-main-cf"]);
     assert.deepEqual(dependsOn.get("server-service"),
@@ -114,7 +112,7 @@ test("the graph: steps, their order, their parent", async () => {
 
 test("secrets: the TLS key and the SSH key are secret, and never in a command line", async () => {
     const commands = registered.filter((r) => r.type === "command:remote:Command");
-    assert.equal(commands.length, 11);
+    assert.equal(commands.length, 10);
     for (const c of commands) {
         assert.ok(isSecret(c.inputs.connection), `${c.name}: connection is secret`);
         const lines = [plain(c.inputs.create), plain(c.inputs.delete) ?? ""].join("\n");

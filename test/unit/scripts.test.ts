@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
-    installScript, MANAGED_FILES, packagesFor, mailUsersScript, parseHostFacts, removeFileScript, serviceScript,
+    installScript, MANAGED_FILES, packagesFor, parseHostFacts, removeFileScript, serviceScript,
     stopServiceScript, uninstallScript, writeFileScript,
 } from "../../components/core/scripts";
 import { remoteCommand, shq } from "../../components/core/shell";
@@ -16,7 +16,7 @@ const SCRIPTS: Record<string, string> = {
     install: installScript(120),
     "install with SASL modules": installScript(120, packagesFor(true)),
     uninstall: uninstallScript(),
-    mailUsers: mailUsersScript(["fribeiro", "ops"]),
+    "install with mail users": installScript(120, packagesFor(false), ["fribeiro", "ops"]),
     service: serviceScript("0123abcd"),
     stopService: stopServiceScript(),
     ...Object.fromEntries(Object.entries(MANAGED_FILES).flatMap(([name, file]) => [
