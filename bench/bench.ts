@@ -162,7 +162,7 @@ function report(load: { start: number[]; end: number[] }): string {
     const stat = (metric: string) => { const v = samples.get(metric) ?? []; return { median: median(v), min: Math.min(...v), max: Math.max(...v), samples: v }; };
     const fmt = (x: number, metric: string) => (metric.endsWith("(s)") ? x.toFixed(1) : String(x));
     const rows = [...samples.keys()].map((m) => { const s = stat(m); return `| ${m} | ${fmt(s.median, m)} | ${fmt(s.min, m)} | ${fmt(s.max, m)} |`; });
-    const ratio = (a: string, b: string) => `${(stat(`${a} (s)`).median / stat(`${b} (s)`).median).toFixed(1)}x`;
+    const ratio = (a: string, b: string) => `${(stat(`${a} (s)`).median / stat(`${b} (s)`).median).toFixed(2)}x`;
     const ssh = (m: string) => stat(`${m}: SSH connections`).median;
     const lines = [
         `${RUNS} runs; median, min, max. Load average (1, 5, 15 min) at start ${load.start.map((l) => l.toFixed(2)).join(" ")}, at end ${load.end.map((l) => l.toFixed(2)).join(" ")}.`,
