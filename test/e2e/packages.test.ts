@@ -79,10 +79,11 @@ describe("a TypeScript program of its own installs the npm package", { timeout: 
 
     before(() => {
         host = hostUp("e2e-consumer-ts", "bookworm", address);
-        // The tarball a user would install: npm pack runs the library build (prepack).
+        // The tarball a user would install, made as the README says: npm pack runs the library build
+        // (prepack) once scripts are on again (the project's .npmrc turns them off for npm ci).
         const packed = join(project, "packed");
         mkdirSync(packed);
-        execFileSync("npm", ["pack", "--silent", "--pack-destination", packed], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
+        execFileSync("npm", ["pack", "--ignore-scripts=false", "--silent", "--pack-destination", packed], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
         const [tarball] = readdirSync(packed);
         writeFileSync(join(project, "package.json"), JSON.stringify({
             name: "lan-mail", private: true, main: "index.ts",
