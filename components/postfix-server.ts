@@ -119,9 +119,10 @@ export class PostfixServer extends pulumi.ComponentResource {
         const mainCf = parameters.apply(renderMainCf);
 
         // Each file: written only when its content differs; its change requests a reload (lookup tables excepted).
-        const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false) =>
+        const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false, args?: string[]) =>
             step(stepName, {
                 create: writeFileScript(managed),
+                args,
                 stdin: content,
                 delete: removeOnDestroy ? removeFileScript(managed) : undefined,
             }, after);
@@ -136,14 +137,17 @@ export class PostfixServer extends pulumi.ComponentResource {
             file("tls-key", MANAGED_FILES.tlsKey, pulumi.secret(key.privateKeyPem), [install], true),
             file("tls-cert", MANAGED_FILES.tlsCert, cert.certPem, [install], true),
             file("mailname", MANAGED_FILES.mailname, renderMailname(settings), [install]),
-            // Local targets are checked against the users and aliases: they exist first.
-            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install, aliases]),
+            // Local targets are checked against the users (made by the install step) and the alias names.
+            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install], false,
+                settings.aliases.map((alias) => alias.name)),
             ...(saslPasswd ? [file("sasl-passwd", MANAGED_FILES.saslPasswd, saslPasswd, [install], true)] : []),
             ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem, [install], true)] : []),
         ];
-        const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, named);
+        // master.cf first, beside the other files: its check runs with the live main.cf, and then
+        // main.cf's check runs with the new master.cf, so the pair that goes live has been checked.
         const masterServices = renderMasterServices(settings);
-        const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [mainCfStep]);
+        const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [install]);
+        const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, [...named, masterCf]);
 
         // Every file whose change needs a reload; sasl_passwd is read at each delivery, and stays out of this digest.
         const digest = pulumi.all([key.publicKeyPem, cert.certPem, renderMailname(settings), renderAliases(settings), mainCf,

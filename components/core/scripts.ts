@@ -147,12 +147,13 @@ const MAIN_CF_CHECK = [
 ];
 
 // Mail to an alias whose user does not exist is accepted, then bounced: refuse such a file.
-// `$1`: how to list the targets of the candidate file; `$2`: where else a local name may be an alias.
-const targetsCheck = (listTargets: string, aliasFiles: string) => [
+// `listTargets`: lists the targets of the candidate file; `isAlias`: true when local name `$target`
+// is an alias.
+const targetsCheck = (listTargets: string, isAlias: string) => [
     'missing=""',
     `for target in $(${listTargets} | tr ',' ' '); do`,
     '    case "$target" in *@*) continue ;; esac',
-    `    if ! grep -qs "^$target:" ${aliasFiles} && ! getent passwd "$target" >/dev/null; then`,
+    `    if ! ${isAlias} && ! getent passwd "$target" >/dev/null; then`,
     '        missing="$missing $target"',
     "    fi",
     "done",
@@ -161,8 +162,10 @@ const targetsCheck = (listTargets: string, aliasFiles: string) => [
     "    exit 1",
     "fi",
 ];
-const ALIASES_CHECK = targetsCheck("sed -n 's/^[^#][^:]*:[[:space:]]*//p' \"$new\"", '"$new"');
-const VIRTUAL_CHECK = targetsCheck("sed -n 's/^[^#][^[:space:]]*[[:space:]]*//p' \"$new\"", PATHS.aliases);
+const ALIASES_CHECK = targetsCheck("sed -n 's/^[^#][^:]*:[[:space:]]*//p' \"$new\"", 'grep -qs "^$target:" "$new"');
+// The alias names come as the script's arguments, not from /etc/aliases: the two files are
+// written side by side, and a name new in both must pass.
+const VIRTUAL_CHECK = targetsCheck("sed -n 's/^[^#][^[:space:]]*[[:space:]]*//p' \"$new\"", 'case " $* " in *" $target "*) true ;; *) false ;; esac');
 
 // Our services (renderMasterServices) are applied to a copy of the live master.cf: Debian's own
 // entries stay as the release ships them, and ours are exactly what stdin says.

@@ -92,8 +92,10 @@ test("the graph: steps, their order, their parent", async () => {
     }
     assert.deepEqual(dependsOn.get("server-install"), [probe]);
     assert.deepEqual(dependsOn.get("server-aliases"), [probe, "server-install"], "alias users exist first (the install step creates them)");
-    assert.deepEqual(dependsOn.get("server-main-cf"), [probe, "server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases"], "main.cf goes live after the files it names");
-    assert.deepEqual(dependsOn.get("server-master-cf"), [probe, "server-main-cf"]);
+    assert.deepEqual(dependsOn.get("server-virtual-aliases"), [probe, "server-install"], "beside /etc/aliases, not after it");
+    assert.deepEqual(dependsOn.get("server-master-cf"), [probe, "server-install"]);
+    assert.deepEqual(dependsOn.get("server-main-cf"), [probe, "server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-master-cf"],
+        "main.cf goes live after the files it names, and is checked with the new master.cf");
     assert.deepEqual(dependsOn.get("server-service"),
         [probe, "server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-aliases", "server-main-cf", "server-master-cf"]);
     assert.deepEqual(dependsOn.get("server-verify"), [probe, "server-service"], "the deployment is checked last");
