@@ -8,9 +8,10 @@ import { shellFile } from "./shell-files";
 import { renderAliases, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "./core/files";
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
+import { PATHS } from "./core/paths";
 import {
     installScript, MANAGED_FILES, packagesFor, ManagedFile, parseHostFacts, removeFileScript,
-    serviceScript, stopServiceScript, uninstallScript, writeFileScript,
+    uninstallScript, writeFileScript,
 } from "./core/scripts";
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
 import { remoteCommand } from "./core/shell";
@@ -96,13 +97,16 @@ export class PostfixServer extends pulumi.ComponentResource {
         // One remote command per step; each opens its own SSH connection and runs only when its inputs change.
         // A step's script comes from the core (built with its values quoted) or from components/shell/
         // (its values given as arguments).
-        type Body = { create: pulumi.Input<string>; args?: pulumi.Input<string[]>; stdin?: pulumi.Input<string>; delete?: string; shell?: "bash" };
+        type Body = {
+            create: pulumi.Input<string>; args?: pulumi.Input<string[]>; stdin?: pulumi.Input<string>;
+            delete?: string; deleteArgs?: string[]; shell?: "bash";
+        };
         const step = (stepName: string, body: Body, dependsOn: pulumi.Resource[]) =>
             new command.remote.Command(`${name}-${stepName}`, {
                 connection,
                 create: pulumi.all([body.create, body.args ?? []]).apply(([script, args]) => remoteCommand(script, ssh.user, body.shell, args)),
                 stdin: body.stdin,
-                delete: body.delete === undefined ? undefined : remoteCommand(body.delete, ssh.user),
+                delete: body.delete === undefined ? undefined : remoteCommand(body.delete, ssh.user, body.shell, body.deleteArgs),
                 // sshd refuses unknown environment variables, and no step needs its previous output.
                 addPreviousOutputInEnv: false,
             }, { ...parent, dependsOn: [reachable, ...dependsOn] });
@@ -130,6 +134,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         const saslPasswd = relay?.username && relayPassword !== undefined
             ? pulumi.secret(pulumi.output(relayPassword).apply((password) => renderSaslPasswd(settings, checkedPassword(password))))
             : undefined;
+        const saslPasswdStep = saslPasswd && file("sasl-passwd", MANAGED_FILES.saslPasswd, saslPasswd, [install], true);
         const aliases = file("aliases", MANAGED_FILES.aliases, renderAliases(settings), [install]);
         // main.cf names these files: they are in place before it goes live.
         const named = [
@@ -140,7 +145,7 @@ export class PostfixServer extends pulumi.ComponentResource {
             // Local targets are checked against the users (made by the install step) and the alias names.
             file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install], false,
                 settings.aliases.map((alias) => alias.name)),
-            ...(saslPasswd ? [file("sasl-passwd", MANAGED_FILES.saslPasswd, saslPasswd, [install], true)] : []),
+            ...(saslPasswdStep ? [saslPasswdStep] : []),
             ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem, [install], true)] : []),
         ];
         // master.cf first, beside the other files: its check runs with the live main.cf, and then
@@ -149,23 +154,24 @@ export class PostfixServer extends pulumi.ComponentResource {
         const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [install]);
         const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, [...named, masterCf]);
 
-        // Every file whose change needs a reload; sasl_passwd is read at each delivery, and stays out of this digest.
-        const digest = pulumi.all([key.publicKeyPem, cert.certPem, renderMailname(settings), renderAliases(settings), mainCf,
-            renderVirtualAliases(settings), masterServices, relay?.caCertificatePem ?? ""])
-            .apply((contents) => sha256(contents.join("\0")));
-        const service = step("service", { create: digest.apply(serviceScript), delete: stopServiceScript() }, [...named, aliases, mainCfStep, masterCf]);
-        // A deployment that leaves postfix down, deaf or open to relay fails here.
+        // Postfix started, restarted or reloaded as the file steps asked, then the deploy check: a
+        // deployment that leaves postfix down, deaf or open to relay fails here. The step follows
+        // what the file steps printed (each "changed" line carries its time), not their contents:
+        // after a failed check the engine keeps this step's inputs from before, so the next run
+        // reloads and checks again, even when the files went back to what they were. sasl_passwd
+        // is read at each delivery and needs neither. The relay probe is the one `npm run verify` runs.
+        const reloading = [...named.filter((s) => s !== saslPasswdStep), aliases, mainCfStep, masterCf];
+        const changes = pulumi.all(reloading.map((s) => s.stdout)).apply((lines) => sha256(lines.join("\0")));
         const addresses = settings.listenAddresses.map(postfixAddress);
         const ports = settings.submission ? [25, 587] : [25];
-        // It follows the service step's output, not the digest: after a failed verify (state kept
-        // from before), the fixing run's service step runs again, and so must this check. The relay
-        // probe is the one `npm run verify` runs too.
-        step("verify", {
-            create: shellFile("deploy-check.sh"),
-            args: service.stdout.apply((run) => [run.split("\n")[0], ports.join(" "), ...addresses]),
+        step("service", {
+            create: shellFile("service.sh"),
+            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), ...addresses]),
             stdin: shellFile("relay-probe.sh"),
+            delete: shellFile("service.sh"),
+            deleteArgs: ["stop"],
             shell: "bash",
-        }, [service]);
+        }, [...named, aliases, mainCfStep, masterCf]);
 
         this.smtpEndpoints = pulumi.output(addresses.flatMap((a) => ports.map((port) => `${a}:${port}`)));
         this.certificatePem = cert.certPem;

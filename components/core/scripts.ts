@@ -14,22 +14,6 @@ const WITH_TERMINAL = [
     "}",
 ];
 
-/** start/stop/restart/reload of postfix: systemctl under systemd, postfix(1) in containers and chroots. */
-const SERVICE_CONTROL = [
-    ...WITH_TERMINAL,
-    "if [ -d /run/systemd/system ]; then",
-    "    start() { systemctl start postfix; }",
-    "    stop() { systemctl stop postfix; }",
-    "    restart() { systemctl restart postfix; }",
-    "    reload() { systemctl reload postfix; }",
-    "else",
-    "    start() { with_terminal postfix start; }",
-    "    stop() { with_terminal postfix stop; }",
-    "    restart() { stop; start; }",
-    "    reload() { with_terminal postfix reload; }",
-    "fi",
-];
-
 /** The packages the install step installs: postfix, and the SASL mechanisms a smarthost login needs. */
 export function packagesFor(smarthostLogin: boolean): string[] {
     return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : [])];
@@ -247,52 +231,18 @@ export function writeFileScript(file: ManagedFile, stateDir: string = PATHS.stat
         ...(file.after ?? []),
         ...(file.reload === false
             ? ['echo "changed: $dest"']
-            : ['mkdir -p "$state"', 'touch "$state/$effect"', 'echo "changed: $dest ($effect requested)"']),
+            : [
+                'mkdir -p "$state"',
+                'touch "$state/$effect"',
+                // The time makes each run's line its own: the service step follows these lines, so it
+                // runs again even when a file goes back to what it was before a failed run.
+                'echo "changed: $dest ($effect requested) at $(date -u \'+%Y-%m-%d %H:%M:%S UTC\')"',
+            ]),
     );
 }
 
 export function removeFileScript(file: ManagedFile): string {
     return script(`rm -f ${shq(file.path)} ${shq(`${file.path}.previous`)} ${shq(`${file.path}.db`)}`);
-}
-
-/**
- * Starts postfix when it is down, else restarts or reloads it when a file step asked for it.
- * Works with systemd and without it (containers, chroots). `inputs` is a digest of every managed
- * file: it makes the engine re-run this step exactly when one of them changed.
- */
-export function serviceScript(inputs: string): string {
-    return script(
-        `# inputs: ${inputs}`,
-        `state=${shq(PATHS.stateDir)}`,
-        ...SERVICE_CONTROL,
-        "running() { postfix status >/dev/null 2>&1; }",
-        "if ! running; then",
-        "    start",
-        "    action=started",
-        'elif [ -e "$state/restart" ]; then',
-        "    restart",
-        "    action=restarted",
-        'elif [ -e "$state/reload" ]; then',
-        "    reload",
-        "    action=reloaded",
-        "else",
-        "    action=unchanged",
-        "fi",
-        'rm -f "$state/restart" "$state/reload"',
-        "if ! running; then",
-        '    echo "pulumi-postfix: postfix is not running after it was $action" >&2',
-        "    exit 1",
-        "fi",
-        "# A new line each run: the verify step follows it, so a run after a failed one is checked again.",
-        'echo "postfix: $action (run $(date -u +%Y-%m-%dT%H:%M:%S.%NZ))"',
-    );
-}
-
-export function stopServiceScript(): string {
-    return script(
-        ...SERVICE_CONTROL,
-        "if postfix status >/dev/null 2>&1; then stop; fi",
-    );
 }
 
 /** Reads the line the install step ends with: `postfix 3.7.11 installed (21 packages), compatibility_level 3.6`. */

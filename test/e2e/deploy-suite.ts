@@ -62,7 +62,7 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             assert.ok(masterPid(name), "postfix runs");
             // Each step says in a line what it did; apt's own output appears only when it fails.
             assert.match(up.stdout, /mx-install created .*postfix \S+ installed \(\d+ packages\), compatibility_level /);
-            assert.match(up.stdout, /mx-verify created .*checks passed: postfix running, 220 on /);
+            assert.match(up.stdout, /mx-service created .*postfix started; checks passed: postfix running, 220 on /);
             assert.doesNotMatch(up.stdout, /Reading database|Unpacking |Setting up /, "apt's progress stays out of the display");
             if (booted) {
                 assert.equal(hostOk(name, "cat /proc/1/comm").trim(), "systemd", "systemd is PID 1");
@@ -152,7 +152,7 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
         test("a new message size limit re-runs only main.cf and the service step, and reloads", () => {
             const pid = masterPid(name);
             stack.configure(config({ messageSizeLimit: 10485760 }));
-            assert.deepEqual(stack.plannedChanges(), { "mx-ssh-reachable": "replace", "mx-main-cf": "update", "mx-service": "update", "mx-verify": "update" }, "SSH checked first, then the three steps");
+            assert.deepEqual(stack.plannedChanges(), { "mx-ssh-reachable": "replace", "mx-main-cf": "update", "mx-service": "update" }, "SSH checked first, then the two steps");
             const diff = stack.ok(["preview", "--diff"]).stdout;
             console.log(diff.split("\n").filter((l) => /message_size_limit|[~±] .*Command/.test(l)).map((l) => `# ${l}`).join("\n"));
             assert.match(diff, /-\s*message_size_limit = 52428800/, "the diff shows the old value");
@@ -198,9 +198,9 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             assert.match(up.stdout + up.stderr, /OPEN RELAY: an outside client got '250 2\.1\.5 Ok'/);
             stack.configure(config({ messageSizeLimit: 10485760, listenAddresses: [address, secondAddress] }));
             // The failed check kept its old state; the fixing run must check the server again all the same.
-            assert.equal(stack.plannedChanges()["mx-verify"], "update");
+            assert.equal(stack.plannedChanges()["mx-service"], "update");
             const fixed = stack.up();
-            assert.match(fixed.stdout, /mx-verify/);
+            assert.match(fixed.stdout, /mx-service updated .*postfix reloaded; checks passed/);
             const outside = swaks(address, outsider, ["--ehlo", "mail.example.invalid", "--from", "x@example.invalid", "--to", "someone@example.invalid", "--quit-after", "RCPT"]);
             assert.ok(replies(outside).some((l) => /^554 5\.7\.1 .*Client host rejected/.test(l)), outside.transcript);
             assert.equal(hostSh(name, "postconf -n | grep -c smtpd_authorized_xclient_hosts").stdout.trim(), "0", "the probe leaves no XCLIENT behind");

@@ -295,12 +295,12 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         const first = await up.done;
         assert.ok(cut > 0, "there was a session to cut");
         assert.notEqual(first.status, 0, "the cut fails the run");
-        assert.match(first.stdout + first.stderr, /mx-verify/);
+        assert.match(first.stdout + first.stderr, /mx-service/);
         // The host script restores in its EXIT trap; it goes on without the workstation.
         await eventually(name, "! postconf -n | grep -q smtpd_authorized_xclient_hosts");
         const planned = stack.plannedChanges();
         console.log(`# cut in the XCLIENT window; up failed after ${first.seconds.toFixed(1)} s; next up plans ${JSON.stringify(planned)}`);
-        assert.equal(planned["mx-verify"], "update", "the failed check runs again");
+        assert.equal(planned["mx-service"], "update", "the failed check runs again");
         stack.up();
         assert.ok(ehlo().includes("250-SIZE 20971520"));
         await assertConverged();

@@ -55,7 +55,7 @@ describe("a fleet of four with one server down", { timeout: 20 * 60_000 }, () =>
         assert.match(output, new RegExp(`pulumi-postfix: ${down.address.replace(/\./g, "\\.")} port 22: no SSH server answered \\(3 attempts; the last one refused the connection`));
         const names = remoteSteps();
         for (const { server, host, address } of SERVERS.slice(0, 3)) {
-            assert.ok(names.includes(`${server}-verify`), `${server}: its deploy check ran and passed`);
+            assert.ok(names.includes(`${server}-service`), `${server}: its service step and deploy check ran and passed`);
             assert.ok(masterPid(host), `${server}: postfix runs`);
             assert.match(banner(address), new RegExp(`^220 ${server}\\.e2e\\.test ESMTP$`));
         }

@@ -36,12 +36,12 @@ function assertRefused(stack: Stack, host: HostInfo, key: RegExp): void {
     assert.match(output, key);
     assert.doesNotMatch(output, /^\s+at .*\.(js|ts):\d+/m, "no stack trace: the message is the whole story");
     assert.equal(hostOk(host.name, "cat /etc/postfix/main.cf"), mainCf, "main.cf untouched");
-    assert.doesNotMatch(output, /mail-(install|main-cf|verify) +(creating|updating|replacing)/, "no step on the host started");
+    assert.doesNotMatch(output, /mail-(install|main-cf|service) +(creating|updating|replacing)/, "no step on the host started");
 }
 
 function assertDeployed(stack: Stack, host: HostInfo, lanClient: string): void {
     const steps = remoteSteps(stack);
-    assert.ok(steps.includes("mail-verify"), `the deploy check ran and passed (steps: ${steps.join(", ")})`);
+    assert.ok(steps.includes("mail-service"), `the service step and its deploy check ran and passed (steps: ${steps.join(", ")})`);
     assert.ok(masterPid(host.name), "postfix runs");
     assert.equal(replies(swaks(host.address, lanClient, ["--ehlo", "pc.home.test", "--quit-after", "CONNECT"]))[0], "220 server.home.test ESMTP");
     assert.match(hostOk(host.name, "postconf -h message_size_limit"), /^10485760$/m);

@@ -1,6 +1,7 @@
 // The resource graph of PostfixServer, with Pulumi's mocks (no engine, no host).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,7 +35,9 @@ before(async () => {
             if (args.type === "tls:index/privateKey:PrivateKey") Object.assign(outputs, { privateKeyPem: TLS_KEY, publicKeyPem: "PUBLIC" });
             if (args.type === "tls:index/selfSignedCert:SelfSignedCert") outputs.certPem = CERT_PEM;
             if (args.type === "command:remote:Command") {
-                outputs.stdout = args.name.endsWith("-install") ? "postfix 3.7.11 installed (21 packages), compatibility_level 3.6\n" : "";
+                // A file step that runs prints a line of its own; here its content stands for that.
+                outputs.stdout = args.name.endsWith("-install") ? "postfix 3.7.11 installed (21 packages), compatibility_level 3.6\n"
+                    : `changed: ${createHash("sha256").update(JSON.stringify(plain(args.inputs.stdin) ?? "")).digest("hex")}\n`;
             }
             return { id: `${args.name}-id`, state: outputs };
         },
@@ -80,7 +83,6 @@ test("the graph: steps, their order, their parent", async () => {
         "command:remote:Command server-service",
         "command:remote:Command server-tls-cert",
         "command:remote:Command server-tls-key",
-        "command:remote:Command server-verify",
         "command:remote:Command server-virtual-aliases",
         "postfix:index:PostfixServer server",
         "tls:index/privateKey:PrivateKey server-tls-key",
@@ -98,7 +100,12 @@ test("the graph: steps, their order, their parent", async () => {
         "main.cf goes live after the files it names, and is checked with the new master.cf");
     assert.deepEqual(dependsOn.get("server-service"),
         [probe, "server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-aliases", "server-main-cf", "server-master-cf"]);
-    assert.deepEqual(dependsOn.get("server-verify"), [probe, "server-service"], "the deployment is checked last");
+    const service = registered.find((r) => r.name === "server-service")!;
+    assert.match(service.inputs.create, /^sudo -n bash -c '#!\/bin\/bash\n/, "service.sh, run by bash");
+    assert.match(service.inputs.create, / pulumi-postfix 'apply' '\/var\/lib\/pulumi-postfix' '[0-9a-f]{64}' '25' '127\.0\.0\.1' '192\.168\.1\.100'$/,
+        "then its arguments: what to do, the request folder, the file steps' digest, ports, listen addresses");
+    assert.match(service.inputs.stdin, /^#!\/bin\/bash\n# The relay probe/, "the relay probe on standard input");
+    assert.match(service.inputs.delete, / pulumi-postfix 'stop'$/);
     const check = registered.find((r) => r.name === probe)!;
     assert.deepEqual(check.inputs.environment, {
         PROBE_HOST: "192.168.1.100", PROBE_PORT: "22", PROBE_TIMEOUT: "15", PROBE_ATTEMPTS: "10", PROBE_HOST_KEY: "",
@@ -114,7 +121,7 @@ test("the graph: steps, their order, their parent", async () => {
 
 test("secrets: the TLS key and the SSH key are secret, and never in a command line", async () => {
     const commands = registered.filter((r) => r.type === "command:remote:Command");
-    assert.equal(commands.length, 10);
+    assert.equal(commands.length, 9);
     for (const c of commands) {
         assert.ok(isSecret(c.inputs.connection), `${c.name}: connection is secret`);
         const lines = [plain(c.inputs.create), plain(c.inputs.delete) ?? ""].join("\n");

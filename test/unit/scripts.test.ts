@@ -1,13 +1,13 @@
 // The host scripts: shellcheck-clean, and the one write-if-differs mechanism run for real with sh.
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
-    installScript, MANAGED_FILES, packagesFor, parseHostFacts, removeFileScript, serviceScript,
-    stopServiceScript, uninstallScript, writeFileScript,
+    installScript, MANAGED_FILES, packagesFor, parseHostFacts, removeFileScript, uninstallScript, writeFileScript,
 } from "../../components/core/scripts";
 import { remoteCommand, shq } from "../../components/core/shell";
 import { shellFile } from "../../components/shell-files";
@@ -17,8 +17,6 @@ const SCRIPTS: Record<string, string> = {
     "install with SASL modules": installScript(120, packagesFor(true)),
     uninstall: uninstallScript(),
     "install with mail users": installScript(120, packagesFor(false), ["fribeiro", "ops"]),
-    service: serviceScript("0123abcd"),
-    stopService: stopServiceScript(),
     ...Object.fromEntries(Object.entries(MANAGED_FILES).flatMap(([name, file]) => [
         [`write ${name}`, writeFileScript(file)],
         [`remove ${name}`, removeFileScript(file)],
@@ -40,11 +38,13 @@ test("every host script passes shellcheck, alone and as the command line sent", 
         }
         assert.match(body, /^set -eu\n/, `${name} starts with set -eu`);
     }
-    // A shell file with its arguments, as the deploy check is sent (a hostile-looking argument included).
-    const file = join(dir, "script.sh");
-    writeFileSync(file, remoteCommand(shellFile("deploy-check.sh"), "deploy", "bash", ["postfix: reloaded 'x' $(y)", "25 587", "192.168.1.100", "[fd00::25]"]));
-    const result = spawnSync("shellcheck", ["-s", "bash", "-S", "warning", file], { encoding: "utf8" });
-    assert.equal(result.status, 0, `deploy check (sudo command line):\n${result.stdout}`);
+    // A shell file with its arguments, as the service step sends it (a hostile-looking argument included).
+    for (const args of [["apply", "/var/lib/pulumi-postfix", "digest 'x' $(y)", "25 587", "192.168.1.100", "[fd00::25]"], ["stop"]]) {
+        const file = join(dir, "script.sh");
+        writeFileSync(file, remoteCommand(shellFile("service.sh"), "deploy", "bash", args));
+        const result = spawnSync("shellcheck", ["-s", "bash", "-S", "warning", file], { encoding: "utf8" });
+        assert.equal(result.status, 0, `service.sh ${args[0]} (sudo command line):\n${result.stdout}`);
+    }
 });
 
 test("the shell files (components/shell, the test hosts, the engine build, scripts/) pass shellcheck", { skip: !shellcheck && !process.env.CI && "shellcheck is not installed" }, () => {
@@ -70,6 +70,59 @@ test("the SSH check: a port where nothing listens fails at once, naming host and
     assert.match(r.stderr, /^pulumi-postfix: 127\.0\.0\.1 port 1: no SSH server answered \(2 attempts; the last one refused the connection or could not be reached\)/);
 });
 
+test("the service step starts, restarts or reloads postfix as the file steps asked, then checks it", async () => {
+    // Stand-ins: postfix(1) that logs what it is asked and is "running" once started; an SMTP
+    // listener on loopback that greets; a relay probe that reports a refusal.
+    const dir = mkdtempSync(join(tmpdir(), "service-"));
+    const state = join(dir, "state");
+    const log = join(dir, "log");
+    const running = join(dir, "running");
+    writeFileSync(join(dir, "postfix"), [
+        "#!/bin/sh",
+        `echo "postfix $*" >>${shq(log)}`,
+        'case "$1" in',
+        `status) [ -e ${shq(running)} ] ;;`,
+        `start) touch ${shq(running)} ;;`,
+        `stop) rm -f ${shq(running)} ;;`,
+        "esac",
+        "",
+    ].join("\n"), { mode: 0o755 });
+    const server = createServer((socket) => {
+        socket.write("220 mx.e2e.test ESMTP\r\n");
+        socket.on("data", () => socket.end("221 2.0.0 Bye\r\n"));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const probe = "printf 'xclient=220 2.0.0 Ok\\nrcpt=554 5.7.1 Relay access denied\\nmain_cf=1 1\\n'";
+    const run = async (request?: "reload" | "restart") => {
+        rmSync(log, { force: true });
+        mkdirSync(state, { recursive: true });
+        if (request) writeFileSync(join(state, request), "");
+        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "127.0.0.1"],
+            { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+        child.stdin.end(probe);
+        let stdout = "";
+        child.stdout.on("data", (chunk) => (stdout += chunk));
+        const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+        const calls = readFileSync(log, "utf8").trim().split("\n").filter((c) => c !== "postfix status");
+        return { status, stdout: stdout.trim(), calls, left: readdirSync(state) };
+    };
+    try {
+        const checked = `checks passed: postfix running, 220 on 127.0.0.1:${port}, relay refused (554)`;
+        assert.deepEqual(await run("reload"), { status: 0, stdout: `postfix started; ${checked}`, calls: ["postfix start"], left: [] }, "down: started, whatever was asked");
+        assert.deepEqual(await run("reload"), { status: 0, stdout: `postfix reloaded; ${checked}`, calls: ["postfix reload"], left: [] });
+        assert.deepEqual(await run("restart"), { status: 0, stdout: `postfix restarted; ${checked}`, calls: ["postfix stop", "postfix start"], left: [] });
+        assert.deepEqual(await run(), { status: 0, stdout: `postfix left running (no reload needed); ${checked}`, calls: [], left: [] });
+        rmSync(running);
+        writeFileSync(join(dir, "postfix"), `#!/bin/sh\necho "postfix $*" >>${shq(log)}\n[ "$1" != start ] || { echo 'fatal: bad config' >&2; exit 1; }\nexit 1\n`, { mode: 0o755 });
+        const failed = await run("reload");
+        assert.equal(failed.status, 1, "postfix did not start: the step fails");
+        assert.deepEqual(failed.left, ["reload"], "the request stays for the next run");
+    } finally {
+        server.close();
+    }
+});
+
 test("shq quotes anything as one word", () => {
     for (const value of ["plain", "it's", "$(touch /tmp/pwned)", "`id`", "a b\tc", "'; rm -rf / #", "\\\"", ""]) {
         assert.equal(execFileSync("sh", ["-c", `printf %s ${shq(value)}`], { encoding: "utf8" }), value);
@@ -89,7 +142,7 @@ test("write-if-differs: writes, keeps the previous file (not for secrets), reque
 
     const first = run("one\n");
     assert.equal(first.status, 0, first.stderr);
-    assert.match(first.stdout, /^changed: .*secret\.key \(reload requested\)$/m);
+    assert.match(first.stdout, /^changed: .*secret\.key \(reload requested\) at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/m, "its time makes each run's line its own");
     assert.equal(readFileSync(file.path, "utf8"), "one\n");
     assert.equal(statSync(file.path).mode & 0o777, 0o600);
     assert.equal(statSync(join(dir, "etc")).mode & 0o777, 0o700, "a new key directory is private");
