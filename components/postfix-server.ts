@@ -10,8 +10,7 @@ import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
 import { PATHS } from "./core/paths";
 import {
-    installScript, MANAGED_FILES, packagesFor, ManagedFile, parseHostFacts, removeFileScript,
-    uninstallScript, writeFileScript,
+    MANAGED_FILES, packagesFor, ManagedFile, parseHostFacts, removeFileScript, writeFileScript,
 } from "./core/scripts";
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
 import { remoteCommand } from "./core/shell";
@@ -112,10 +111,13 @@ export class PostfixServer extends pulumi.ComponentResource {
             }, { ...parent, dependsOn: [reachable, ...dependsOn] });
 
         // Packages and mail users in one step: every file step needs both, and a step is an SSH session.
+        const packages = packagesFor(settings.relayHost?.username !== undefined);
         const install = step("install", {
-            create: installScript(settings.aptLockTimeoutSeconds, packagesFor(settings.relayHost?.username !== undefined), settings.mailUsers),
+            create: shellFile("install.sh"),
+            args: ["install", String(settings.aptLockTimeoutSeconds), packages.join(" "), settings.mailUsers.join(" ")],
             stdin: renderPreseed(settings),
-            delete: uninstallScript(),
+            delete: shellFile("install.sh"),
+            deleteArgs: ["remove", "postfix postfix-doc", PATHS.stateDir],
         }, []);
 
         const facts = install.stdout.apply(parseHostFacts);

@@ -7,16 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
-    installScript, MANAGED_FILES, packagesFor, parseHostFacts, removeFileScript, uninstallScript, writeFileScript,
+    MANAGED_FILES, parseHostFacts, removeFileScript, writeFileScript,
 } from "../../components/core/scripts";
 import { remoteCommand, shq } from "../../components/core/shell";
 import { shellFile } from "../../components/shell-files";
 
 const SCRIPTS: Record<string, string> = {
-    install: installScript(120),
-    "install with SASL modules": installScript(120, packagesFor(true)),
-    uninstall: uninstallScript(),
-    "install with mail users": installScript(120, packagesFor(false), ["fribeiro", "ops"]),
     ...Object.fromEntries(Object.entries(MANAGED_FILES).flatMap(([name, file]) => [
         [`write ${name}`, writeFileScript(file)],
         [`remove ${name}`, removeFileScript(file)],
@@ -38,12 +34,18 @@ test("every host script passes shellcheck, alone and as the command line sent", 
         }
         assert.match(body, /^set -eu\n/, `${name} starts with set -eu`);
     }
-    // A shell file with its arguments, as the service step sends it (a hostile-looking argument included).
-    for (const args of [["apply", "/var/lib/pulumi-postfix", "digest 'x' $(y)", "25 587", "192.168.1.100", "[fd00::25]"], ["stop"]]) {
+    // The shell files with their arguments, as the steps send them (a hostile-looking argument included).
+    const sent: Array<[string, "sh" | "bash", string[]]> = [
+        ["service.sh", "bash", ["apply", "/var/lib/pulumi-postfix", "digest 'x' $(y)", "25 587", "192.168.1.100", "[fd00::25]"]],
+        ["service.sh", "bash", ["stop"]],
+        ["install.sh", "sh", ["install", "120", "postfix postfix-doc libsasl2-modules", "fribeiro ops"]],
+        ["install.sh", "sh", ["remove", "postfix postfix-doc", "/var/lib/pulumi-postfix"]],
+    ];
+    for (const [name, shell, args] of sent) {
         const file = join(dir, "script.sh");
-        writeFileSync(file, remoteCommand(shellFile("service.sh"), "deploy", "bash", args));
+        writeFileSync(file, remoteCommand(shellFile(name), "deploy", shell, args));
         const result = spawnSync("shellcheck", ["-s", "bash", "-S", "warning", file], { encoding: "utf8" });
-        assert.equal(result.status, 0, `service.sh ${args[0]} (sudo command line):\n${result.stdout}`);
+        assert.equal(result.status, 0, `${name} ${args[0]} (sudo command line):\n${result.stdout}`);
     }
 });
 
@@ -207,7 +209,7 @@ test("install: an interrupted dpkg is configured first, waiting (bounded) while 
             "printf 'Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (perl)... %ss\\r' 1 2");
         stub("postconf", "echo 3.6");
         const started = Date.now();
-        const r = spawnSync("sh", ["-c", installScript(lock)], { input: "postfix postfix/main_mailer_type select Internet Site\n", encoding: "utf8", env: { PATH: `${dir}:/usr/bin:/bin` } });
+        const r = spawnSync("sh", ["-c", shellFile("install.sh"), "install.sh", "install", String(lock), "postfix postfix-doc"], { input: "postfix postfix/main_mailer_type select Internet Site\n", encoding: "utf8", env: { PATH: `${dir}:/usr/bin:/bin` } });
         const calls = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : [];
         return { ...r, calls, seconds: (Date.now() - started) / 1000 };
     };

@@ -1,0 +1,91 @@
+#!/bin/sh
+# The install step: the packages once, debconf answered from standard input, then the missing
+# mail users (no password, no login shell; never deletes one). What every file step needs on the
+# host, in one SSH session. Prints one line per user created, then one line that says what the
+# host runs; apt's own output only when it fails.
+#
+# Usage: install.sh install LOCK_TIMEOUT PACKAGES [USERS]   stdin: debconf answers
+#        install.sh remove PACKAGES STATE                 (the component is destroyed)
+#   LOCK_TIMEOUT  seconds to wait for another apt run's dpkg lock (aptLockTimeoutSeconds)
+#   PACKAGES      the packages, space-separated; USERS the mail users, space-separated
+#   STATE         the folder where file steps leave reload requests
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+# Package and user names are validated words: split on spaces, never globbed.
+set -f
+
+if [ "$1" = remove ]; then
+    # remove, not purge: the queue, /etc/postfix and delivered mail stay.
+    # shellcheck disable=SC2086 # one word per package
+    apt-get -q -y remove $2
+    rm -rf "$3"
+    exit 0
+fi
+
+lock=$2
+packages=$3
+users=${4:-}
+# shellcheck disable=SC2086 # one word per package
+set -- $packages
+
+installed() { # the packages
+    # shellcheck disable=SC2016 # dpkg-query expands ${Status} itself
+    [ "$(dpkg-query -W -f '${Status}\n' "$@" 2>/dev/null | grep -c '^install ok installed$')" = $# ]
+}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+apt_install() { # the packages
+    if apt-get -q -y -o DPkg::Lock::Timeout="$lock" install "$@" >"$log" 2>&1; then return 0; fi
+    cat "$log" >&2
+    return 1
+}
+apt_update() {
+    if apt-get -q -o DPkg::Lock::Timeout="$lock" update >"$log" 2>&1; then return 0; fi
+    cat "$log" >&2
+    return 1
+}
+# A run cut short (apt killed with the connection, a reboot) leaves dpkg "interrupted": every
+# apt-get refuses to run until dpkg --configure -a. dpkg does not wait for its lock itself: while
+# another apt run holds it (that run is then what dpkg --audit sees), retry up to the same bound.
+repair_dpkg() {
+    [ -n "$(dpkg --audit 2>/dev/null)" ] || return 0
+    deadline=$(($(date +%s) + lock))
+    until out=$(LC_ALL=C dpkg --configure -a </dev/null 2>&1); do
+        case "$out" in *lock*locked*) ;; *) printf '%s\n' "$out" >&2; return 1 ;; esac
+        if [ "$(date +%s)" -ge "$deadline" ]; then printf '%s\n' "$out" >&2; return 1; fi
+        sleep 1
+    done
+    printf '%s\n' "$out"
+}
+
+outcome="already installed"
+if ! installed "$@"; then
+    # Before debconf-set-selections: a running postinst holds the debconf database too.
+    if ! repair_dpkg; then
+        echo "pulumi-postfix: dpkg was interrupted and dpkg --configure -a failed (above; waited up to ${lock}s for the dpkg lock)" >&2
+        exit 1
+    fi
+    debconf-set-selections
+    # Another failure is most often stale package lists: refresh once, then try again. Not after a
+    # lock timeout: the bound is the user's, and a refresh would wait for the same lock again.
+    if ! apt_install "$@" && { grep -Eq "^E: .*lock" "$log" || ! { apt_update && apt_install "$@"; }; }; then
+        echo "pulumi-postfix: could not install postfix (apt waited up to ${lock}s for the dpkg lock; see its message above)" >&2
+        exit 1
+    fi
+    # A wait for another apt run is worth a line: it says why the step took longer.
+    waited=$(tr '\r' '\n' <"$log" | grep -m1 -o 'Could not get lock .* It is held by process [0-9]* ([^)]*)' || true)
+    if [ -n "$waited" ]; then echo "apt waited for the dpkg lock: $waited"; fi
+    count=$(sed -n 's/.* \([0-9]*\) newly installed.*/\1/p' "$log")
+    removed=$(sed -n 's/^Removing \([^ ]*\) .*/\1/p' "$log" | sort -u | tr '\n' ' ')
+    outcome="installed (${count:-0} packages${removed:+; removed ${removed% }})"
+fi
+
+for user in $users; do
+    if ! id -u "$user" >/dev/null 2>&1; then
+        useradd --create-home --shell /usr/sbin/nologin --comment 'mail user (pulumi-postfix)' "$user"
+        echo "created user $user"
+    fi
+done
+
+# One line for the display; parseHostFacts reads the version and compatibility level from it.
+echo "postfix $(postconf -h mail_version) $outcome, compatibility_level $(postconf -h compatibility_level)"
