@@ -117,11 +117,7 @@ function floor(files: { mainCf: string; aliases: string; mailname: string }): vo
     const address = "127.0.41.2";
     withHosts([["bench-floor", address]], ([h]) => {
         measure("floor: one ssh session", [h], () => {
-            const tls = spawnSync("sh", ["-c",
-                'd=$(mktemp -d) && openssl req -x509 -newkey rsa:2048 -nodes -days 1095 -subj /CN=mx1.bench.test -addext subjectAltName=DNS:mx1.bench.test ' +
-                '-keyout "$d/key" -out "$d/crt" 2>/dev/null && cat "$d/key" "$d/crt" && rm -rf "$d"'], { encoding: "utf8" });
-            if (tls.status !== 0) throw new Error(`openssl failed: ${tls.stderr}`);
-            const [key, cert] = tls.stdout.split(/(?=-----BEGIN CERTIFICATE-----)/);
+            const { key, cert } = selfSigned();
             const ssh = spawnSync("ssh", ["-i", h.privateKeyPath, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                 "-o", `UserKnownHostsFile=${join(dirname(h.privateKeyPath), "known_hosts")}`, "-o", "StrictHostKeyChecking=yes",
                 `root@${address}`, "sh", "-s"], { input: floorScript({ ...files, mainCf: files.mainCf.replaceAll("127.0.40.2", address), key, cert }), encoding: "utf8" });
@@ -129,6 +125,30 @@ function floor(files: { mainCf: string; aliases: string; mailname: string }): vo
         });
         hostOk(h.name, "postfix status");
     });
+    // The same script as the one step of a Pulumi program: the floor plus the engine's own cost.
+    const stepAddress = "127.0.41.3";
+    withHosts([["bench-floor-step", stepAddress]], ([h]) => {
+        const project = ScratchProject.oneStep();
+        try {
+            writeFileSync(join(project.dir, "floor.sh"), floorScript({ ...files, mainCf: files.mainCf.replaceAll("127.0.40.2", stepAddress), ...selfSigned() }));
+            const env = { ...project.env, BENCH_HOST: stepAddress, BENCH_KEY: h.privateKeyPath, BENCH_HOST_KEY: h.hostPublicKey };
+            project.ok(env, ["stack", "init", "bench-one-step", "--secrets-provider", "passphrase"]);
+            measure("floor as one Pulumi step", [h], () => project.ok(env, ["up", "--yes", "--skip-preview", "--stack", "bench-one-step"]));
+        } finally {
+            project.remove();
+        }
+        hostOk(h.name, "postfix status");
+    });
+}
+
+/** A key and self-signed certificate as the component makes them (RSA 2048, 3 years). */
+function selfSigned(): { key: string; cert: string } {
+    const tls = spawnSync("sh", ["-c",
+        'd=$(mktemp -d) && openssl req -x509 -newkey rsa:2048 -nodes -days 1095 -subj /CN=mx1.bench.test -addext subjectAltName=DNS:mx1.bench.test ' +
+        '-keyout "$d/key" -out "$d/crt" 2>/dev/null && cat "$d/key" "$d/crt" && rm -rf "$d"'], { encoding: "utf8" });
+    if (tls.status !== 0) throw new Error(`openssl failed: ${tls.stderr}`);
+    const [key, cert] = tls.stdout.split(/(?=-----BEGIN CERTIFICATE-----)/);
+    return { key, cert };
 }
 
 function floorScript(f: { mainCf: string; aliases: string; mailname: string; key: string; cert: string }): string {
@@ -168,6 +188,8 @@ function report(load: { start: number[]; end: number[] }): string {
         `${RUNS} runs; median, min, max. Load average (1, 5, 15 min) at start ${load.start.map((l) => l.toFixed(2)).join(" ")}, at end ${load.end.map((l) => l.toFixed(2)).join(" ")}.`,
         "", "| measure | median | min | max |", "|---|---|---|---|", ...rows, "",
         `- cold converge vs floor (one ssh session): ${ratio("cold up [1 host]", "floor: one ssh session")}`,
+        `- the floor as one Pulumi step vs the floor: ${ratio("floor as one Pulumi step", "floor: one ssh session")} (the engine's share); ` +
+            `cold converge vs the floor as one Pulumi step: ${ratio("cold up [1 host]", "floor as one Pulumi step")} (the component's own share)`,
         `- no-change preview vs empty program preview: ${ratio("no-change preview [1 host]", "empty program: preview")}; SSH connections: ${ssh("no-change preview [1 host]")}`,
         `- no-change up vs empty program up: ${ratio("no-change up [1 host]", "empty program: up")}; SSH connections: ${ssh("no-change up [1 host]")}`,
         `- one-setting change (messageSizeLimit): up ${stat("one-setting change: up (s)").median.toFixed(1)} s = ${ratio("one-setting change: up", "no-change up [1 host]")} a no-change up, ${ssh("one-setting change: up")} SSH connections; steps (${changeStepsFrom}): ${Object.entries(changeSteps).map(([k, v]) => `${k} ${v}`).join(", ")}`,

@@ -57,6 +57,31 @@ export class ScratchProject {
         return p;
     }
 
+    /**
+     * A TypeScript program with one remote command that pipes `floor.sh` (written by the caller)
+     * into `sh -s` on the host named by the BENCH_* variables: the floor's script, as one
+     * Pulumi step. What is left between it and the component is the component's own work.
+     */
+    static oneStep(): ScratchProject {
+        const p = new ScratchProject(mkdtempSync(join(tmpdir(), "bench-one-step-")));
+        writeFileSync(join(p.dir, "Pulumi.yaml"), dump({ name: "bench-one-step", runtime: { name: "nodejs", options: { typescript: true } }, main: "index.ts" }));
+        writeFileSync(join(p.dir, "index.ts"), [
+            'import * as command from "@pulumi/command";',
+            'import { readFileSync } from "node:fs";',
+            "const env = (name: string) => process.env[name] ?? \"\";",
+            'new command.remote.Command("floor", {',
+            '    connection: { host: env("BENCH_HOST"), user: "root", privateKey: readFileSync(env("BENCH_KEY"), "utf8"), hostKey: env("BENCH_HOST_KEY") },',
+            '    create: "sh -s",',
+            '    stdin: readFileSync("floor.sh", "utf8"),',
+            "    addPreviousOutputInEnv: false,",
+            "});",
+            "",
+        ].join("\n"));
+        writeFileSync(join(p.dir, "tsconfig.json"), JSON.stringify({ compilerOptions: { strict: true, target: "ES2022", module: "commonjs", types: ["node"] } }));
+        symlinkSync(join(REPO, "node_modules"), join(p.dir, "node_modules"));
+        return p;
+    }
+
     get env(): NodeJS.ProcessEnv {
         const env: NodeJS.ProcessEnv = { ...process.env, PULUMI_BACKEND_URL: `file://${this.backend}`, PULUMI_CONFIG_PASSPHRASE: "bench-passphrase" };
         delete env.SSH_AUTH_SOCK;
