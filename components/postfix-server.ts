@@ -10,7 +10,7 @@ import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
 import { PATHS } from "./core/paths";
 import {
-    MANAGED_FILES, packagesFor, ManagedFile, parseHostFacts, removeFileScript, writeFileScript,
+    MANAGED_FILES, packagesFor, ManagedFile, parseHostFacts, writeFileArgs,
 } from "./core/scripts";
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
 import { remoteCommand } from "./core/shell";
@@ -125,12 +125,13 @@ export class PostfixServer extends pulumi.ComponentResource {
         const mainCf = parameters.apply(renderMainCf);
 
         // Each file: written only when its content differs; its change requests a reload (lookup tables excepted).
-        const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false, args?: string[]) =>
+        const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false) =>
             step(stepName, {
-                create: writeFileScript(managed),
-                args,
+                create: shellFile("write-file.sh"),
+                args: writeFileArgs(managed, settings.aliases.map((alias) => alias.name)),
                 stdin: content,
-                delete: removeOnDestroy ? removeFileScript(managed) : undefined,
+                delete: removeOnDestroy ? shellFile("write-file.sh") : undefined,
+                deleteArgs: ["remove", managed.path],
             }, after);
         const relay = settings.relayHost;
         const saslPasswd = relay?.username && relayPassword !== undefined
@@ -145,8 +146,7 @@ export class PostfixServer extends pulumi.ComponentResource {
             file("tls-cert", MANAGED_FILES.tlsCert, cert.certPem, [install], true),
             file("mailname", MANAGED_FILES.mailname, renderMailname(settings), [install]),
             // Local targets are checked against the users (made by the install step) and the alias names.
-            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install], false,
-                settings.aliases.map((alias) => alias.name)),
+            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install]),
             ...(saslPasswdStep ? [saslPasswdStep] : []),
             ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem, [install], true)] : []),
         ];

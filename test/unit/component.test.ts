@@ -95,6 +95,9 @@ test("the graph: steps, their order, their parent", async () => {
     assert.deepEqual(dependsOn.get("server-install"), [probe]);
     assert.deepEqual(dependsOn.get("server-aliases"), [probe, "server-install"], "alias users exist first (the install step creates them)");
     assert.deepEqual(dependsOn.get("server-virtual-aliases"), [probe, "server-install"], "beside /etc/aliases, not after it");
+    const virtual = registered.find((r) => r.name === "server-virtual-aliases")!;
+    assert.match(virtual.inputs.create, / pulumi-postfix 'write' 'virtual' '\/etc\/postfix\/virtual' '0644' '\/var\/lib\/pulumi-postfix'( '(root|postmaster)'){2}$/,
+        "write-file.sh, then its arguments: the alias names last, for the check of local targets");
     assert.deepEqual(dependsOn.get("server-master-cf"), [probe, "server-install"]);
     assert.deepEqual(dependsOn.get("server-main-cf"), [probe, "server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-master-cf"],
         "main.cf goes live after the files it names, and is checked with the new master.cf");

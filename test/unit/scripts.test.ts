@@ -7,45 +7,40 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
-    MANAGED_FILES, parseHostFacts, removeFileScript, writeFileScript,
+    ManagedFile, MANAGED_FILES, parseHostFacts, writeFileArgs,
 } from "../../components/core/scripts";
 import { remoteCommand, shq } from "../../components/core/shell";
 import { shellFile } from "../../components/shell-files";
 
-const SCRIPTS: Record<string, string> = {
-    ...Object.fromEntries(Object.entries(MANAGED_FILES).flatMap(([name, file]) => [
-        [`write ${name}`, writeFileScript(file)],
-        [`remove ${name}`, removeFileScript(file)],
-    ])),
-};
 
 const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
 
-test("every host script passes shellcheck, alone and as the command line sent", { skip: !shellcheck && !process.env.CI && "shellcheck is not installed (apt-get install shellcheck); CI installs it" }, () => {
+/** Runs write-file.sh as a file step does, with `state` as the request folder and `bin` first on PATH. */
+function writeFile(file: ManagedFile, state: string, content: string, options: { aliases?: string[]; bin?: string } = {}) {
+    const env = { ...process.env, PATH: options.bin ? `${options.bin}:${process.env.PATH}` : process.env.PATH };
+    return spawnSync("sh", ["-c", shellFile("write-file.sh"), "write-file.sh", ...writeFileArgs(file, options.aliases, state)], { input: content, encoding: "utf8", env });
+}
+
+test("the host scripts pass shellcheck as the command lines the steps send", { skip: !shellcheck && !process.env.CI && "shellcheck is not installed (apt-get install shellcheck); CI installs it" }, () => {
     assert.ok(shellcheck, "CI must have shellcheck");
     const dir = mkdtempSync(join(tmpdir(), "shellcheck-"));
-    for (const [name, body] of Object.entries(SCRIPTS)) {
-        // The outer line nests quotes on purpose: there only warnings and errors count.
-        for (const [kind, text, args] of [["script", body, ["-s", "sh"]], ["sudo command line", remoteCommand(body, "deploy"), ["-s", "bash", "-S", "warning"]]] as const) {
-            const file = join(dir, "script.sh");
-            writeFileSync(file, text);
-            const result = spawnSync("shellcheck", [...args, file], { encoding: "utf8" });
-            assert.equal(result.status, 0, `${name} (${kind}):\n${result.stdout}`);
-        }
-        assert.match(body, /^set -eu\n/, `${name} starts with set -eu`);
-    }
-    // The shell files with their arguments, as the steps send them (a hostile-looking argument included).
+    // The shell files with their arguments, as the steps send them (a hostile-looking argument
+    // included). The outer line nests quotes on purpose: there only warnings and errors count.
     const sent: Array<[string, "sh" | "bash", string[]]> = [
         ["service.sh", "bash", ["apply", "/var/lib/pulumi-postfix", "digest 'x' $(y)", "25 587", "192.168.1.100", "[fd00::25]"]],
         ["service.sh", "bash", ["stop"]],
         ["install.sh", "sh", ["install", "120", "postfix postfix-doc libsasl2-modules", "fribeiro ops"]],
         ["install.sh", "sh", ["remove", "postfix postfix-doc", "/var/lib/pulumi-postfix"]],
+        ...Object.values(MANAGED_FILES).flatMap((file): Array<[string, "sh", string[]]> => [
+            ["write-file.sh", "sh", writeFileArgs(file, ["postmaster", "it's"])],
+            ["write-file.sh", "sh", ["remove", file.path]],
+        ]),
     ];
     for (const [name, shell, args] of sent) {
         const file = join(dir, "script.sh");
         writeFileSync(file, remoteCommand(shellFile(name), "deploy", shell, args));
         const result = spawnSync("shellcheck", ["-s", "bash", "-S", "warning", file], { encoding: "utf8" });
-        assert.equal(result.status, 0, `${name} ${args[0]} (sudo command line):\n${result.stdout}`);
+        assert.equal(result.status, 0, `${name} ${args.join(" ")} (sudo command line):\n${result.stdout}`);
     }
 });
 
@@ -139,8 +134,8 @@ test("remote commands run as root directly, others through sudo -n", () => {
 test("write-if-differs: writes, keeps the previous file (not for secrets), requests a reload, and is idempotent", () => {
     const dir = mkdtempSync(join(tmpdir(), "write-file-"));
     const state = join(dir, "state");
-    const file = { path: join(dir, "etc", "secret.key"), mode: "0600" as const };
-    const run = (content: string) => spawnSync("sh", ["-c", writeFileScript(file, state)], { input: content, encoding: "utf8" });
+    const file: ManagedFile = { path: join(dir, "etc", "secret.key"), mode: "0600", kind: "plain" };
+    const run = (content: string) => writeFile(file, state, content);
 
     const first = run("one\n");
     assert.equal(first.status, 0, first.stderr);
@@ -159,19 +154,25 @@ test("write-if-differs: writes, keeps the previous file (not for secrets), reque
     assert.ok(!existsSync(`${file.path}.previous`), "a secret leaves no old copy behind");
 
     // A public file keeps the one it replaced.
-    const conf = { path: join(dir, "etc", "mailname"), mode: "0644" as const };
-    for (const content of ["home.lan\n", "lab.lan\n"]) spawnSync("sh", ["-c", writeFileScript(conf, state)], { input: content, encoding: "utf8" });
+    const conf: ManagedFile = { path: join(dir, "etc", "mailname"), mode: "0644", kind: "plain" };
+    for (const content of ["home.lan\n", "lab.lan\n"]) writeFile(conf, state, content);
     assert.equal(readFileSync(`${conf.path}.previous`, "utf8"), "home.lan\n");
     assert.equal(readFileSync(conf.path, "utf8"), "lab.lan\n");
+
+    // Destroyed: the file, its old copy and its database go.
+    writeFileSync(`${conf.path}.db`, "");
+    const removed = spawnSync("sh", ["-c", shellFile("write-file.sh"), "write-file.sh", "remove", conf.path], { encoding: "utf8" });
+    assert.equal(removed.status, 0, removed.stderr);
+    assert.deepEqual(readdirSync(join(dir, "etc")), ["secret.key"]);
 });
 
-test("write-if-differs: a failing check leaves the live file untouched", () => {
+test("write-if-differs: a failing check leaves the live file untouched, and asks for no reload", () => {
     const dir = mkdtempSync(join(tmpdir(), "write-file-"));
-    const file = { path: join(dir, "main.cf"), mode: "0644" as const, check: ["echo 'refused by check' >&2", "exit 1"] };
+    const file: ManagedFile = { ...MANAGED_FILES.aliases, path: join(dir, "aliases") };
     writeFileSync(file.path, "live\n");
-    const result = spawnSync("sh", ["-c", writeFileScript(file, join(dir, "state"))], { input: "bad\n", encoding: "utf8" });
-    assert.notEqual(result.status, 0);
-    assert.match(result.stderr, /refused by check/);
+    const result = writeFile(file, join(dir, "state"), "postmaster: root\nroot: nosuchuser-pp\n");
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /aliases points to users that do not exist on the host: nosuchuser-pp \(add them to mailUsers\)/);
     assert.equal(readFileSync(file.path, "utf8"), "live\n");
     assert.ok(!existsSync(join(dir, "state")), "no reload requested");
 });
@@ -233,13 +234,18 @@ test("install: an interrupted dpkg is configured first, waiting (bounded) while 
 
 test("write-if-differs: virtual alias targets must be users or aliases on the host", () => {
     const dir = mkdtempSync(join(tmpdir(), "virtual-"));
-    const file = { ...MANAGED_FILES.virtualAliases, path: join(dir, "virtual"), after: [] };
+    // postmap, after the file is live, is a stand-in here.
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "postmap"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const file: ManagedFile = { ...MANAGED_FILES.virtualAliases, path: join(dir, "virtual") };
     // The alias names arrive as arguments (/etc/aliases is written at the same time).
-    const run = (content: string, aliases: string[] = []) =>
-        spawnSync("sh", ["-c", writeFileScript(file, join(dir, "state")), "pulumi-postfix", ...aliases], { input: content, encoding: "utf8" });
+    const run = (content: string, aliases: string[] = []) => writeFile(file, join(dir, "state"), content, { aliases, bin });
     const refused = run("# header\ninfo@shop.test root, nosuchuser-pp, sales-pp, x@lab.test\n", ["sales"]);
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /points to users that do not exist on the host: nosuchuser-pp sales-pp \(add them to mailUsers\)/);
     assert.ok(!existsSync(file.path), "nothing written");
-    assert.equal(run("info@shop.test root, sales-pp, x@lab.test\n@tickets.test root\n", ["postmaster", "sales-pp"]).status, 0, "an alias name counts as a local target");
+    const accepted = run("info@shop.test root, sales-pp, x@lab.test\n@tickets.test root\n", ["postmaster", "sales-pp"]);
+    assert.equal(accepted.status, 0, accepted.stderr);
+    assert.ok(existsSync(file.path), "an alias name counts as a local target");
 });

@@ -1,0 +1,136 @@
+#!/bin/sh
+# The one "write this file if it differs" mechanism, for every file the component owns. The
+# content arrives on standard input; when it differs from the live file, it is checked as its
+# kind asks, the old file is kept as PATH.previous (not for a 0600 secret), the new one is renamed
+# into place (atomic), and a reload (or restart) is requested from the service step, which
+# follows the one line this prints.
+#
+# Usage: write-file.sh write KIND PATH MODE STATE [ALIAS...]   stdin: the content
+#        write-file.sh remove PATH                            (the component is destroyed)
+#   KIND   plain; main-cf (postfix check of a staged copy; a listener change asks for a restart);
+#          master-cf (stdin: our services, applied to a copy of the live master.cf, then checked);
+#          aliases, virtual (every local target must be a user, or an alias: ALIAS... are the
+#          alias names, as /etc/aliases is written beside the virtual map); sasl-passwd (postfix
+#          reads it at each delivery: no reload)
+#   MODE   0644 or 0600
+#   STATE  the folder where the service step finds the reload and restart requests
+set -eu
+# Targets are split on spaces and commas, never globbed.
+set -f
+
+if [ "$1" = remove ]; then
+    rm -f "$2" "$2.previous" "$2.db"
+    exit 0
+fi
+kind=$2
+dest=$3
+mode=$4
+state=$5
+shift 5
+
+# Postfix 3.7 (Debian 12) prints errors only to a terminal: script(1) gives it one, so failures say why.
+with_terminal() {
+    if ! out=$(script -qec "$*" /dev/null 2>&1); then
+        printf '%s\n' "$out" | tr -d '\r' >&2
+        return 1
+    fi
+}
+refuse() { # why
+    echo "pulumi-postfix: $1" >&2
+    exit 1
+}
+
+# Our services (renderMasterServices) are applied to a copy of the live master.cf: Debian's own
+# entries stay as the release ships them, and ours are exactly what stdin says.
+produce_master_cf() {
+    spec=$(cat)
+    cp -p /etc/postfix/main.cf "$stage/main.cf"
+    cp -p "$dest" "$stage/master.cf"
+    postconf -c "$stage" -MX submission/inet
+    printf '%s\n' "$spec" | while IFS= read -r line; do
+        case "$line" in
+            "") ;;
+            "service "*) postconf -c "$stage" -M "${line#service }" ;;
+            "parameter "*) postconf -c "$stage" -P "${line#parameter }" ;;
+            *) refuse "unexpected master.cf line: $line" ;;
+        esac
+    done
+    cp "$stage/master.cf" "$new"
+}
+
+check_main_cf() {
+    cp -p /etc/postfix/master.cf "$stage/master.cf"
+    cp -p "$new" "$stage/main.cf"
+    with_terminal postfix -c "$stage" check || refuse "postfix refused the new main.cf (above); the live configuration is unchanged"
+    # Listener changes need a stop and start: a reload keeps the old sockets.
+    if [ "$(postconf -c /etc/postfix -h inet_interfaces inet_protocols 2>/dev/null || true)" != "$(postconf -c "$stage" -h inet_interfaces inet_protocols)" ]; then
+        effect=restart
+    fi
+}
+
+# Mail to an alias whose user does not exist is accepted, then bounced: refuse such a file.
+check_targets() { # the targets of the candidate file, one list; the alias names are in $aliases
+    missing=""
+    for target in $(tr ',' ' '); do
+        case "$target" in *@*) continue ;; esac
+        case " $aliases " in *" $target "*) continue ;; esac
+        if ! getent passwd "$target" >/dev/null; then missing="$missing $target"; fi
+    done
+    [ -z "$missing" ] || refuse "$dest points to users that do not exist on the host:$missing (add them to mailUsers)"
+}
+
+dir=$(dirname "$dest")
+if [ ! -d "$dir" ]; then
+    mkdir -p "$dir"
+    if [ "$mode" = 0600 ]; then chmod 0700 "$dir"; else chmod 0755 "$dir"; fi
+fi
+new=$(mktemp "$dest.XXXXXX")
+stage=$(mktemp -d)
+trap 'rm -rf "$new" "$stage"' EXIT
+if [ "$kind" = master-cf ]; then produce_master_cf; else cat >"$new"; fi
+# Postfix re-reads a main.cf changed less than 2 s ago until it is that old (an editor may still
+# be writing it): this file is complete before it is checked or renamed into place, so it is
+# dated 2 s back, and postfix check and the reload read it at once.
+touch -d "@$(($(date +%s) - 2))" "$new"
+if [ -f "$dest" ] && cmp -s "$new" "$dest"; then
+    echo "unchanged: $dest"
+    exit 0
+fi
+
+effect=reload
+case "$kind" in
+    main-cf) check_main_cf ;;
+    master-cf) with_terminal postfix -c "$stage" check || refuse "postfix refused the new master.cf (above); the live configuration is unchanged" ;;
+    aliases)
+        aliases=$(sed -n 's/^\([^#][^:]*\):.*/\1/p' "$new" | tr '\n' ' ')
+        sed -n 's/^[^#][^:]*:[[:space:]]*//p' "$new" | check_targets ;;
+    virtual)
+        aliases="$*"
+        sed -n 's/^[^#][^[:space:]]*[[:space:]]*//p' "$new" | check_targets ;;
+esac
+chmod "$mode" "$new"
+chown 0:0 "$new"
+# A secret (0600) leaves no old copy behind.
+if [ "$mode" != 0600 ] && [ -f "$dest" ]; then cp -p "$dest" "$dest.previous"; fi
+mv -f "$new" "$dest"
+
+case "$kind" in
+    aliases) newaliases ;;
+    # Lookup tables: postmap builds the database. A reload makes the new map count from the next
+    # connection on.
+    virtual) postmap "hash:$dest" ;;
+    # umask: the database holds the password too, and must never be readable by others, even
+    # briefly. The SMTP client reads the map at each delivery; the flush retries what a wrong
+    # password held.
+    sasl-passwd)
+        (umask 077; postmap "hash:$dest")
+        chmod 0600 "$dest.db"
+        postqueue -f 2>/dev/null || true
+        echo "changed: $dest"
+        exit 0 ;;
+esac
+mkdir -p "$state"
+touch "$state/$effect"
+# The time makes each run's line its own: the service step follows these lines, so it runs again
+# even when a file goes back to what it was before a failed run.
+echo "changed: $dest ($effect requested) at $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
