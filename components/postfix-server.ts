@@ -94,8 +94,8 @@ export class PostfixServer extends pulumi.ComponentResource {
         }, parent);
 
         // One remote command per step; each opens its own SSH connection and runs only when its inputs change.
-        // A step's script comes from the core (built with its values quoted) or from components/shell/
-        // (its values given as arguments).
+        // A step's script is a file of components/shell/; its values come as arguments (quoted by
+        // remoteCommand) and its contents and secrets on standard input.
         type Body = {
             create: pulumi.Input<string>; args?: pulumi.Input<string[]>; stdin?: pulumi.Input<string>;
             delete?: string; deleteArgs?: string[]; shell?: "bash";
