@@ -162,7 +162,8 @@ export class PostfixServer extends pulumi.ComponentResource {
         // after a failed check the engine keeps this step's inputs from before, so the next run
         // reloads and checks again, even when the files went back to what they were. sasl_passwd
         // is read at each delivery and needs neither. The relay probe is the one `npm run verify` runs.
-        const reloading = [...named.filter((s) => s !== saslPasswdStep), aliases, mainCfStep, masterCf];
+        const fileSteps = [...named, aliases, mainCfStep, masterCf];
+        const reloading = fileSteps.filter((s) => s !== saslPasswdStep);
         const changes = pulumi.all(reloading.map((s) => s.stdout)).apply((lines) => sha256(lines.join("\0")));
         const addresses = settings.listenAddresses.map(postfixAddress);
         const ports = settings.submission ? [25, 587] : [25];
@@ -173,7 +174,7 @@ export class PostfixServer extends pulumi.ComponentResource {
             delete: shellFile("service.sh"),
             deleteArgs: ["stop"],
             shell: "bash",
-        }, [...named, aliases, mainCfStep, masterCf]);
+        }, fileSteps);
 
         this.smtpEndpoints = pulumi.output(addresses.flatMap((a) => ports.map((port) => `${a}:${port}`)));
         this.certificatePem = cert.certPem;
