@@ -21,9 +21,10 @@ if (problems.length > 0) throw new pulumi.RunError(new ConfigError(problems).mes
 
 const config = new pulumi.Config(NAMESPACE);
 const sshPrivateKey = config.getSecret("sshPrivateKey");
+const sshPrivateKeyPassword = config.getSecret("sshPrivateKeyPassword");
 const relayHostPassword = config.getSecret("relayHostPassword");
 const components = servers.map((server) => new PostfixServer(server.name, {
-    ...server.options, ssh: server.sshOptions, sshPrivateKey,
+    ...server.options, ssh: server.sshOptions, sshPrivateKey, sshPrivateKeyPassword,
     relayHostPassword: server.settings.relayHost?.username === undefined ? undefined : relayHostPassword,
 }));
 

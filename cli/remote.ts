@@ -1,8 +1,11 @@
-// SSH to a server with its stack settings, as the component connects: same user, key and pinned host key.
+// SSH to a server with its stack settings, as the component connects: same user, key and host
+// key (ssh.hostKey, else known_hosts: an unknown or changed key is refused, as OpenSSH does).
 import { readFileSync } from "node:fs";
 import { NodeSSH } from "node-ssh";
+import { fingerprint, parseHostKey, typeLabel } from "../components/core/known-hosts";
 import { remoteCommand } from "../components/core/shell";
 import { expandHome, SshSettings } from "../components/core/ssh";
+import { trustedHostKey } from "../components/host-key";
 
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const COMMAND_TIMEOUT_MS = 60_000;
@@ -12,14 +15,23 @@ function hostKeyAlgorithms(type: string): string[] {
     return type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [type];
 }
 
+/** The stack's SSH secrets: the key (when no key file is named) and its passphrase. */
+export interface SshSecrets {
+    privateKey?: string;
+    passphrase?: string;
+}
+
 /**
- * Authentication in the component's order: the key file, the secret key, the SSH agent.
- * With `hostKey` set, any other key the server shows is refused.
+ * Authentication in the component's order: the key file, the secret key, the SSH agent. The host
+ * key is the one the component verifies; any other is refused before authentication. Resolves
+ * with the connection and where the trusted key came from.
  */
-export async function connectSsh(ssh: SshSettings, secretKey: string | undefined): Promise<NodeSSH> {
-    const [keyType, keyBase64] = ssh.hostKey?.split(" ") ?? [];
-    const pinned = keyBase64 === undefined ? undefined : Buffer.from(keyBase64, "base64");
-    const privateKey = ssh.privateKeyPath !== undefined ? readFileSync(expandHome(ssh.privateKeyPath), "utf8") : secretKey;
+export async function connectSsh(ssh: SshSettings, secrets: SshSecrets, serverName: string): Promise<{ connection: NodeSSH; keySource: string }> {
+    // known_hosts is only read here: a first use is recorded by pulumi up, not by a check.
+    const trusted = trustedHostKey(ssh, `server ${serverName}`, { record: false });
+    const [keyType, keyBase64] = trusted.hostKey.split(" ");
+    const expected = Buffer.from(keyBase64, "base64");
+    const privateKey = ssh.privateKeyPath !== undefined ? readFileSync(expandHome(ssh.privateKeyPath), "utf8") : secrets.privateKey;
     const connection = new NodeSSH();
     let shownKey: Buffer | undefined;
     await connection.connect({
@@ -27,22 +39,23 @@ export async function connectSsh(ssh: SshSettings, secretKey: string | undefined
         port: ssh.port,
         username: ssh.user,
         privateKey,
+        passphrase: secrets.passphrase,
         agent: privateKey === undefined ? process.env.SSH_AUTH_SOCK : undefined,
         readyTimeout: CONNECT_TIMEOUT_MS,
-        ...(pinned && {
-            algorithms: { serverHostKey: hostKeyAlgorithms(keyType) as any },
-            hostVerifier: (key: Buffer) => {
-                shownKey = key;
-                return key.equals(pinned);
-            },
-        }),
+        algorithms: { serverHostKey: hostKeyAlgorithms(keyType) as any },
+        hostVerifier: (key: Buffer) => {
+            shownKey = key;
+            return key.equals(expected);
+        },
     }).catch((error: Error) => {
-        if (pinned && shownKey && !shownKey.equals(pinned)) {
-            throw new Error(`the server's host key is not ssh.hostKey: ${keyType} ${shownKey.toString("base64")}`);
+        if (shownKey && !shownKey.equals(expected)) {
+            const shown = { type: keyType, base64: shownKey.toString("base64") };
+            throw new Error(`HOST KEY CHANGED: the server shows ${fingerprint(shown)} (${typeLabel(keyType)}), but ${trusted.source} has `
+                + `${fingerprint(parseHostKey(trusted.hostKey)!)}. Someone may be intercepting the connection, or the server was reinstalled; nothing was sent to it`);
         }
         throw error;
     });
-    return connection;
+    return { connection, keySource: trusted.source };
 }
 
 /** Fails with `what` when the promise has not settled in time. */

@@ -20,7 +20,7 @@ import { PATHS } from "../components/core/paths";
 import { ConfigError, UNIX_USER } from "../components/core/validate";
 import { shellFile } from "../components/shell-files";
 import { NAMESPACE, readStackConfig, ServerPlan } from "../components/stack-config";
-import { connectSsh, runScript } from "./remote";
+import { connectSsh, runScript, SshSecrets } from "./remote";
 import { expectClass, SmtpSession } from "./smtp";
 
 const REPO = join(__dirname, "..", "..");
@@ -99,7 +99,7 @@ interface Target {
     outputs?: ServerOutputs;
 }
 
-function readStack(options: Options): { targets: Target[]; secretKey?: string } {
+function readStack(options: Options): { targets: Target[]; secrets: SshSecrets } {
     const outputs = pulumiJson(["stack", "output", "--json", "--stack", options.stack]);
     const deployed: Record<string, ServerOutputs> = outputs?.mailServers ?? {};
     if (Object.keys(deployed).length === 0 && !options.changes) throw new UsageError(`stack ${options.stack} has no outputs: run pulumi up first`);
@@ -108,7 +108,10 @@ function readStack(options: Options): { targets: Target[]; secretKey?: string } 
     if (problems.length > 0) throw new UsageError(new ConfigError(problems).message);
     const chosen = servers.filter((s) => options.server === undefined || s.name === options.server);
     if (chosen.length === 0) throw new UsageError(`no server ${options.server} in stack ${options.stack} (servers: ${servers.map((s) => s.name).join(", ")})`);
-    return { targets: chosen.map((plan) => ({ plan, outputs: deployed[plan.name] })), secretKey: config[`${NAMESPACE}:sshPrivateKey`]?.value };
+    return {
+        targets: chosen.map((plan) => ({ plan, outputs: deployed[plan.name] })),
+        secrets: { privateKey: config[`${NAMESPACE}:sshPrivateKey`]?.value, passphrase: config[`${NAMESPACE}:sshPrivateKeyPassword`]?.value },
+    };
 }
 
 // ---- Workstation-side: the full SMTP session on the first endpoint, a banner from the others.
@@ -238,21 +241,23 @@ async function deliveryCheck(ssh: NodeSSH, plan: ServerPlan, user: string, subje
     return r.code === 0 ? passed("delivery", r.stdout.trim()) : mismatch("delivery", `the message in ~${user}/Maildir/new`, r.stderr.trim());
 }
 
-async function verifyServer({ plan, outputs }: Target, options: Options, secretKey: string | undefined): Promise<ServerReport> {
+async function verifyServer({ plan, outputs }: Target, options: Options, secrets: SshSecrets): Promise<ServerReport> {
     if (!outputs) return { name: plan.name, checks: [failed("deployed", "not in the stack's outputs: run pulumi up")] };
     const sshTarget = `${plan.ssh.user}@${plan.ssh.host}:${plan.ssh.port}`;
     // SSH and SMTP in parallel: an unreachable host costs one timeout, not two.
-    const connecting = connectSsh(plan.ssh, secretKey);
+    const connecting = connectSsh(plan.ssh, secrets, plan.name);
     connecting.catch(() => undefined); // handled below, after the SMTP checks: not an unhandled rejection meanwhile
     const { checks: first, subject } = await smtpChecks(plan, outputs, options);
     const smtp = [...first, ...(await endpointChecks(plan, outputs.smtpEndpoints.slice(1), options.sourceAddress))];
     let ssh: NodeSSH;
+    const checks: Check[] = [];
     try {
-        ssh = await connecting;
+        const connected = await connecting;
+        ssh = connected.connection;
+        checks.push(passed("ssh", `${sshTarget}, host key as in ${connected.keySource}`));
     } catch (error) {
         return { name: plan.name, checks: [failed("ssh", `${sshTarget}: ${(error as Error).message}`), ...smtp] };
     }
-    const checks = [passed("ssh", `${sshTarget}${plan.ssh.hostKey ? ", host key pinned" : ""}`)];
     // A phase that breaks (a command timing out) is one cross; the others still run.
     const phase = async (name: string, run: () => Promise<Check[]>) => {
         try {
@@ -277,10 +282,10 @@ async function verifyServer({ plan, outputs }: Target, options: Options, secretK
 
 interface ServerChanges { name: string; changes?: Change[]; error?: string }
 
-async function changesOf({ plan }: Target, secretKey: string | undefined): Promise<ServerChanges> {
+async function changesOf({ plan }: Target, secrets: SshSecrets): Promise<ServerChanges> {
     let ssh: NodeSSH;
     try {
-        ssh = await connectSsh(plan.ssh, secretKey);
+        ssh = (await connectSsh(plan.ssh, secrets, plan.name)).connection;
     } catch (error) {
         return { name: plan.name, error: `ssh ${plan.ssh.user}@${plan.ssh.host}:${plan.ssh.port}: ${(error as Error).message}` };
     }
@@ -313,15 +318,15 @@ function formatChanges(stack: string, servers: ServerChanges[]): string {
 
 async function main(): Promise<number> {
     const options = parseArgs(process.argv.slice(2));
-    const { targets, secretKey } = readStack(options);
+    const { targets, secrets } = readStack(options);
     if (options.changes) {
         const servers: ServerChanges[] = [];
-        for (const target of targets) servers.push(await changesOf(target, secretKey));
+        for (const target of targets) servers.push(await changesOf(target, secrets));
         process.stdout.write(options.json ? `${JSON.stringify({ stack: options.stack, servers }, null, 2)}\n` : formatChanges(options.stack, servers));
         return servers.some((s) => s.error !== undefined) ? 1 : 0;
     }
     const servers: ServerReport[] = [];
-    for (const target of targets) servers.push(await verifyServer(target, options, secretKey));
+    for (const target of targets) servers.push(await verifyServer(target, options, secrets));
     const result = report(options.stack, servers);
     process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatReport(result));
     return result.failed === 0 ? 0 : 1;

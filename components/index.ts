@@ -2,4 +2,4 @@
 // Pulumi program, and what the component package's schema is read from.
 export { PostfixServer, PostfixServerArgs, PostfixServerArgsError } from "./postfix-server";
 export { CertificateOptions, KeyAlgorithm, MailOptions, RelayHostOptions, RelayTls } from "./core/settings";
-export { SshOptions } from "./core/ssh";
+export { HostKeyChecking, SshOptions } from "./core/ssh";

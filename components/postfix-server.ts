@@ -4,6 +4,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { fingerprint, parseHostKey } from "./core/known-hosts";
+import { HostKeyError, trustedHostKey } from "./host-key";
 import { shellFile } from "./shell-files";
 import { renderAliases, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "./core/files";
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
@@ -31,8 +33,10 @@ export class PostfixServerArgsError extends pulumi.RunError {
 export interface PostfixServerArgs extends MailOptions {
     /** How the workstation reaches the server over SSH. */
     ssh: SshOptions;
-    /** SSH private key (PEM or OpenSSH), as a secret. Used when `ssh.privateKeyPath` is not set; without either, the SSH agent is used. */
+    /** SSH private key (PEM or OpenSSH), as a secret. Used when `ssh.privateKeyPath` is not set; without either, the SSH agent is used (the key then stays out of the state). */
     sshPrivateKey?: pulumi.Input<string>;
+    /** Passphrase of the SSH private key (`sshPrivateKey` or `ssh.privateKeyPath`), as a secret, when the key has one. */
+    sshPrivateKeyPassword?: pulumi.Input<string>;
     /** SASL password for `relayHost.username`, as a secret. Written only to `/etc/postfix/sasl_passwd` (0600 root). */
     relayHostPassword?: pulumi.Input<string>;
 }
@@ -58,9 +62,17 @@ export class PostfixServer extends pulumi.ComponentResource {
     constructor(name: string, args: PostfixServerArgs, opts?: pulumi.ComponentResourceOptions) {
         // Validate before registering anything: a wrong value never reaches the engine or the host.
         const { settings, ssh, relayPassword } = validateArgs(args);
+        // The key every SSH connection of every step verifies: an unknown or revoked server stops
+        // the program here, before any resource exists.
+        const trusted = trustOrStop(ssh, name);
         super("postfix:index:PostfixServer", name, {}, opts);
         const parent = { parent: this };
-        const connection = connectionOf(ssh, args.sshPrivateKey);
+        if (trusted.firstUse) {
+            const key = parseHostKey(trusted.hostKey);
+            pulumi.log.warn(`${ssh.host} port ${ssh.port}: host key ${key && fingerprint(key)} seen for the first time (strictHostKeyChecking: accept-new); `
+                + `${trusted.firstUse.recorded ? "recorded in" : "pulumi up will record it in"} ${trusted.firstUse.file}`, this);
+        }
+        const connection = connectionOf(ssh, trusted.hostKey, args.sshPrivateKey, args.sshPrivateKeyPassword);
 
         const key = new tls.PrivateKey(`${name}-tls-key`, settings.certificate.algorithm === "RSA"
             ? { algorithm: "RSA", rsaBits: settings.certificate.rsaBits }
@@ -78,8 +90,9 @@ export class PostfixServer extends pulumi.ComponentResource {
         // The command provider bounds only the TCP connect of each dial: a server that accepts TCP
         // but never speaks SSH would hold a step forever. So before the steps, whenever any of
         // them may run (the settings, the certificate or the relay password changed), the
-        // workstation checks that SSH answers within the dial bound, and that the host key is the
-        // pinned one. A run with no change runs no step, and this check neither.
+        // workstation checks that SSH answers within the dial bound, and says in words when the host
+        // key changed (the steps' own connections refuse it too). A run with no change runs no
+        // step, and this check neither.
         const reachable = new command.local.Command(`${name}-ssh-reachable`, {
             // The script is the interpreter's; the command is a label, which the provider repeats
             // in its error ("running \"SSH check of 192.168.1.100 port 22\"") instead of the script.
@@ -87,9 +100,9 @@ export class PostfixServer extends pulumi.ComponentResource {
             create: `SSH check of ${ssh.host} port ${ssh.port}`,
             environment: {
                 PROBE_HOST: ssh.host, PROBE_PORT: String(ssh.port), PROBE_TIMEOUT: String(ssh.perDialTimeout),
-                PROBE_ATTEMPTS: String(ssh.dialErrorLimit), PROBE_HOST_KEY: ssh.hostKey ?? "",
+                PROBE_ATTEMPTS: String(ssh.dialErrorLimit), PROBE_HOST_KEY: trusted.hostKey, PROBE_KEY_SOURCE: trusted.source,
             },
-            triggers: [changeDigest(settings, ssh, cert.certPem, relayPassword)],
+            triggers: [changeDigest(settings, { ...ssh, hostKey: trusted.hostKey }, cert.certPem, relayPassword)],
             addPreviousOutputInEnv: false,
         }, parent);
 
@@ -192,7 +205,7 @@ export class PostfixServer extends pulumi.ComponentResource {
 }
 
 function validateArgs(args: PostfixServerArgs): { settings: Settings; ssh: SshSettings; relayPassword?: pulumi.Input<string> } {
-    const { ssh: rawSsh, sshPrivateKey: _secret, relayHostPassword, ...mail } = args;
+    const { ssh: rawSsh, sshPrivateKey: _key, sshPrivateKeyPassword: _passphrase, relayHostPassword, ...mail } = args;
     const checked = validateMailOptions(mail, (path) => `args.${path}`);
     const ssh = validateSsh(rawSsh, (path) => `args.ssh${path ? `.${path}` : ""}`);
     const problems = [...checked.problems, ...ssh.problems];
@@ -215,14 +228,29 @@ function checkedPassword(password: string): string {
     return password;
 }
 
-function connectionOf(ssh: SshSettings, secretKey: pulumi.Input<string> | undefined): command.types.input.remote.ConnectionArgs {
+/** The host key to verify, or a RunError (Pulumi shows the message alone) saying why the server is not trusted. */
+function trustOrStop(ssh: SshSettings, name: string) {
+    try {
+        return trustedHostKey(ssh, `server ${name}`, { record: !pulumi.runtime.isDryRun() });
+    } catch (error) {
+        if (error instanceof HostKeyError) throw new pulumi.RunError(error.message);
+        throw error;
+    }
+}
+
+/**
+ * The connection every step opens. With the SSH agent (no key given) no key is in the state; a
+ * key file or the secret key is stored, encrypted, in each step's state.
+ */
+function connectionOf(ssh: SshSettings, hostKey: string, secretKey?: pulumi.Input<string>, passphrase?: pulumi.Input<string>): command.types.input.remote.ConnectionArgs {
     const privateKey = ssh.privateKeyPath === undefined ? secretKey : readFileSync(expandHome(ssh.privateKeyPath), "utf8");
     return {
         host: ssh.host,
         port: ssh.port,
         user: ssh.user,
         privateKey: privateKey === undefined ? undefined : pulumi.secret(privateKey),
-        hostKey: ssh.hostKey,
+        privateKeyPassword: passphrase === undefined ? undefined : pulumi.secret(passphrase),
+        hostKey,
         dialErrorLimit: ssh.dialErrorLimit,
         perDialTimeout: ssh.perDialTimeout,
     };

@@ -6,7 +6,7 @@ import { MAIL_OPTIONS, relayPasswordProblem, validateMailOptions } from "./core/
 
 export const NAMESPACE = "postfix";
 /** Secret keys: read as secrets by index.ts, never parsed here. */
-export const SECRET_KEYS = new Set(["sshPrivateKey", "relayHostPassword"]);
+export const SECRET_KEYS = new Set(["sshPrivateKey", "sshPrivateKeyPassword", "relayHostPassword"]);
 const RELAY_PASSWORD_KEY = `${NAMESPACE}:relayHostPassword`;
 const SERVER_KEYS = new Set(["name", "ssh", ...MAIL_OPTIONS]);
 const SERVER_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;

@@ -1,7 +1,17 @@
 // How the workstation reaches a server. Validated like the mail options.
 import { CONTROL, domainProblem, KeyOf, MAX_VALUE_LENGTH, UNIX_USER } from "./validate";
+import { formatHostKey, parseHostKey } from "./known-hosts";
 import { parseAddress } from "./net";
 import { homedir } from "node:os";
+
+/** How a server's SSH host key is trusted when `hostKey` is not set, as OpenSSH's `StrictHostKeyChecking`. */
+export const HostKeyChecking = {
+    /** Only a key already in `known_hosts`: an unknown server is refused, with the fingerprint it offers. */
+    yes: "yes",
+    /** Trust on first use: an unknown server's key is recorded in `known_hosts` on the first `pulumi up`; a changed key is refused. */
+    acceptNew: "accept-new",
+} as const;
+export type HostKeyChecking = (typeof HostKeyChecking)[keyof typeof HostKeyChecking];
 
 export interface SshOptions {
     /** Host name or IP address at which the workstation reaches the server. */
@@ -12,19 +22,30 @@ export interface SshOptions {
     user?: string;
     /** Private key file on the workstation (`~` allowed). Default: the secret `postfix:sshPrivateKey`, else the SSH agent. */
     privateKeyPath?: string;
-    /** The server's SSH host key (`ssh-ed25519 AAAA...`). When set, a server showing any other key is refused. */
+    /**
+     * The server's SSH host key (`ssh-ed25519 AAAA...`, or a `known_hosts` or `ssh-keyscan` line
+     * with the host in front). When set, only this key is trusted and `known_hosts` is not read.
+     */
     hostKey?: string;
+    /**
+     * The `known_hosts` file to read the server's key from (and to record it in, with
+     * `accept-new`). Default: `~/.ssh/known_hosts`, `~/.ssh/known_hosts2`, then
+     * `/etc/ssh/ssh_known_hosts` and `/etc/ssh/ssh_known_hosts2`, as OpenSSH reads them.
+     */
+    knownHostsFile?: string;
+    /** `yes` (default): the server's key must be in `known_hosts` (or `hostKey`). `accept-new`: record an unknown server's key on first use; a changed key is still refused. */
+    strictHostKeyChecking?: HostKeyChecking;
     /** Connection attempts before a step fails. Default 10. */
     dialErrorLimit?: number;
     /** Seconds allowed for each connection attempt. Default 15. */
     perDialTimeout?: number;
 }
 
-const SSH_KEYS = new Set(["host", "port", "user", "privateKeyPath", "hostKey", "dialErrorLimit", "perDialTimeout"]);
-const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( [^\s]+)?$/;
+const SSH_KEYS = new Set(["host", "port", "user", "privateKeyPath", "hostKey", "knownHostsFile", "strictHostKeyChecking", "dialErrorLimit", "perDialTimeout"]);
 
-/** Validated SSH options with defaults applied. */
-export type SshSettings = Required<Omit<SshOptions, "privateKeyPath" | "hostKey">> & Pick<SshOptions, "privateKeyPath" | "hostKey">;
+/** Validated SSH options with defaults applied; `hostKey` as `type base64`. */
+export type SshSettings = Required<Omit<SshOptions, "privateKeyPath" | "hostKey" | "knownHostsFile">>
+    & Pick<SshOptions, "privateKeyPath" | "hostKey" | "knownHostsFile">;
 
 export function validateSsh(raw: unknown, keyOf: KeyOf): { ssh?: SshSettings; problems: string[] } {
     const problems: string[] = [];
@@ -52,15 +73,24 @@ export function validateSsh(raw: unknown, keyOf: KeyOf): { ssh?: SshSettings; pr
     const user = o.user ?? "root";
     if (typeof user !== "string" || !UNIX_USER.test(user)) add("user", "must be a user name (a-z, 0-9, _ and -)");
     if (o.privateKeyPath !== undefined && (typeof o.privateKeyPath !== "string" || o.privateKeyPath === "")) add("privateKeyPath", "must be a file path");
-    if (o.hostKey !== undefined && (typeof o.hostKey !== "string" || !HOST_KEY.test(o.hostKey))) {
-        add("hostKey", 'must be a public key line such as "ssh-ed25519 AAAA..."');
+    const hostKey = typeof o.hostKey === "string" ? parseHostKey(o.hostKey) : undefined;
+    if (o.hostKey !== undefined && !hostKey) {
+        add("hostKey", 'must be a public key line such as "ssh-ed25519 AAAA..." (a known_hosts or ssh-keyscan line is fine too)');
+    }
+    if (o.knownHostsFile !== undefined && (typeof o.knownHostsFile !== "string" || o.knownHostsFile === "")) add("knownHostsFile", "must be a file path");
+    const checking = o.strictHostKeyChecking ?? HostKeyChecking.yes;
+    if (checking !== HostKeyChecking.yes && checking !== HostKeyChecking.acceptNew) {
+        add("strictHostKeyChecking", 'must be "yes" (the key must be known) or "accept-new" (record an unknown key on first use)');
     }
     if (problems.length > 0) return { problems };
     return {
         problems,
         ssh: {
             host: host as string, port, user: user as string, dialErrorLimit, perDialTimeout,
-            privateKeyPath: o.privateKeyPath as string | undefined, hostKey: o.hostKey as string | undefined,
+            strictHostKeyChecking: checking as HostKeyChecking,
+            privateKeyPath: o.privateKeyPath as string | undefined,
+            hostKey: hostKey && formatHostKey(hostKey),
+            knownHostsFile: o.knownHostsFile as string | undefined,
         },
     };
 }

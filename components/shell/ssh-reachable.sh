@@ -3,9 +3,11 @@
 # service must complete a key exchange within PROBE_TIMEOUT seconds, in at most PROBE_ATTEMPTS
 # attempts one second apart. The command provider bounds only the TCP connect of each dial, so a
 # host that accepts TCP but never speaks SSH would otherwise hold `pulumi up` forever.
-# With PROBE_HOST_KEY set, the key the server shows must be that one.
+# The key the server shows must be PROBE_HOST_KEY, the one every step's own connection verifies
+# (from ssh.hostKey or known_hosts, named by PROBE_KEY_SOURCE): a changed key is reported here,
+# in words, before any step has sent anything.
 #
-# Environment: PROBE_HOST, PROBE_PORT, PROBE_TIMEOUT, PROBE_ATTEMPTS, PROBE_HOST_KEY (may be empty).
+# Environment: PROBE_HOST, PROBE_PORT, PROBE_TIMEOUT, PROBE_ATTEMPTS, PROBE_HOST_KEY, PROBE_KEY_SOURCE.
 # Its one argument is a label for the error the command provider prints; it is not used.
 set -eu
 
@@ -16,13 +18,11 @@ fail() {
 
 command -v ssh-keyscan >/dev/null 2>&1 || fail "ssh-keyscan (OpenSSH client) is needed on this workstation to check the server first"
 
-# The pinned key's type, so that one connection is enough; without a pin, the type every
-# Debian sshd offers.
-key_type=ed25519
-if [ -n "$PROBE_HOST_KEY" ]; then
-    key_type=${PROBE_HOST_KEY%% *}
-    key_type=${key_type#ssh-}
-fi
+# The trusted key's type, so that one connection is enough.
+case "$PROBE_HOST_KEY" in
+ecdsa-*) key_type=ecdsa ;;
+*) key_type=${PROBE_HOST_KEY%% *} key_type=${key_type#ssh-} ;;
+esac
 
 attempt=1
 while :; do
@@ -42,9 +42,15 @@ while :; do
     sleep 1
 done
 
-if [ -n "$PROBE_HOST_KEY" ]; then
-    pinned=$(printf '%s\n' "$PROBE_HOST_KEY" | cut -d ' ' -f 1-2)
-    seen=$(printf '%s\n' "$keys" | cut -d ' ' -f 2-3)
-    [ "$seen" = "$pinned" ] || fail "the server's host key is not ssh.hostKey (it shows: $seen). Nothing was changed on it"
+fingerprint() { # "type base64" -> "SHA256:... (ED25519)"
+    printf '%s\n' "$1" | ssh-keygen -lf - 2>/dev/null | awk '{print $2" "$NF}'
+}
+seen=$(printf '%s\n' "$keys" | sed -n '1s/^[^ ]* \([^ ]* [^ ]*\).*/\1/p')
+if [ "$seen" != "$PROBE_HOST_KEY" ]; then
+    fail "$(printf '%s\n' \
+        "HOST KEY CHANGED: the server shows $(fingerprint "$seen"), but $PROBE_KEY_SOURCE has $(fingerprint "$PROBE_HOST_KEY")." \
+        "  Someone may be intercepting the connection (a machine in the middle), or the server was reinstalled." \
+        "  Nothing was sent to it. If the change is expected, compare the new key on the server's own console" \
+        "  (ssh-keygen -lf /etc/ssh/ssh_host_${key_type}_key.pub), then replace the old one in $PROBE_KEY_SOURCE.")"
 fi
-echo "SSH answered at $PROBE_HOST port $PROBE_PORT (attempt $attempt)"
+echo "SSH answered at $PROBE_HOST port $PROBE_PORT with the known host key (attempt $attempt)"

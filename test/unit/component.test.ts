@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, test } from "node:test";
@@ -17,6 +17,12 @@ const TLS_KEY = readFileSync(join(dir, "key.pem"), "utf8");
 // Not a key: a marker in a key's clothes, to see where the SSH key text travels.
 const PEM_LABEL = ["OPENSSH", "PRIVATE", "KEY"].join(" ");
 const SSH_KEY = `-----BEGIN ${PEM_LABEL}-----\nSSH-KEY-MATERIAL-THAT-MUST-NOT-LEAK\n-----END ${PEM_LABEL}-----\n`;
+// The server's host key, as a user's ~/.ssh/known_hosts would hold it (hashed, as Debian's ssh writes it).
+execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "host_key")]);
+const HOST_KEY = readFileSync(join(dir, "host_key.pub"), "utf8").split(" ").slice(0, 2).join(" ");
+const KNOWN_HOSTS = join(dir, "known_hosts");
+writeFileSync(KNOWN_HOSTS, `192.168.1.100 ${HOST_KEY}\n`);
+execFileSync("ssh-keygen", ["-H", "-f", KNOWN_HOSTS], { stdio: "ignore" });
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 
@@ -51,7 +57,7 @@ async function deploy(args: Record<string, unknown>) {
         domain: "home.lan", hostname: "server.home.lan",
         listenAddresses: ["127.0.0.1", "192.168.1.100"], trustedNetworks: ["127.0.0.0/8", "192.168.1.0/24"],
         mailUsers: ["fribeiro"], aliases: { root: "fribeiro" },
-        ssh: { host: "192.168.1.100", user: "deploy" },
+        ssh: { host: "192.168.1.100", user: "deploy", knownHostsFile: KNOWN_HOSTS },
         sshPrivateKey: pulumi.secret(SSH_KEY),
         ...args,
     } as never, {
@@ -111,8 +117,11 @@ test("the graph: steps, their order, their parent", async () => {
     assert.match(service.inputs.delete, / pulumi-postfix 'stop'$/);
     const check = registered.find((r) => r.name === probe)!;
     assert.deepEqual(check.inputs.environment, {
-        PROBE_HOST: "192.168.1.100", PROBE_PORT: "22", PROBE_TIMEOUT: "15", PROBE_ATTEMPTS: "10", PROBE_HOST_KEY: "",
+        PROBE_HOST: "192.168.1.100", PROBE_PORT: "22", PROBE_TIMEOUT: "15", PROBE_ATTEMPTS: "10", PROBE_HOST_KEY: HOST_KEY, PROBE_KEY_SOURCE: KNOWN_HOSTS,
     });
+    for (const r of registered.filter((r) => r.type === "command:remote:Command")) {
+        assert.equal(plain(r.inputs.connection).hostKey, HOST_KEY, `${r.name}: its own SSH connection verifies the key known_hosts holds`);
+    }
     assert.equal(check.inputs.create, "SSH check of 192.168.1.100 port 22", "a label, which errors repeat");
     assert.deepEqual(check.inputs.interpreter.slice(0, 2), ["/bin/sh", "-c"]);
     assert.match(check.inputs.interpreter[2], /ssh-keyscan -T "\$PROBE_TIMEOUT"/, "the script file itself, arguments in the environment");
@@ -167,6 +176,19 @@ test("invalid options throw before anything is registered", async () => {
     assert.deepEqual(registered, []);
 });
 
+test("an unknown server stops the program before any resource exists, saying what to do", async () => {
+    registered.length = 0;
+    writeFileSync(join(dir, "empty_known_hosts"), "");
+    // Nobody listens on 127.0.0.1 port 9: the key scan for the message is refused at once.
+    await assert.rejects(deploy({ ssh: { host: "127.0.0.1", port: 9, knownHostsFile: join(dir, "empty_known_hosts") } }), (error: Error) => {
+        assert.match(error.message, /^server server \(127\.0\.0\.1 port 9\) is not a known host: no key for \[127\.0\.0\.1\]:9 in .*empty_known_hosts, and ssh\.hostKey is not set\. Nothing was sent to it\./);
+        assert.match(error.message, /It offered no host key \(no SSH server answered/);
+        assert.match(error.message, /accept-new/);
+        return true;
+    });
+    assert.deepEqual(registered, []);
+});
+
 test("smarthost: the password travels only as a secret on stdin; submission adds port 587", async () => {
     registered.length = 0;
     const password = "relay-password-that-must-not-leak";
@@ -175,7 +197,7 @@ test("smarthost: the password travels only as a secret on stdin; submission adds
     });
     assert.deepEqual(endpoints, ["127.0.0.1:25", "127.0.0.1:587", "192.168.1.100:25", "192.168.1.100:587"]);
     assert.equal(parameters.relayhost, "[smtp.isp.test]:587");
-    assert.equal(parameters.smtp_tls_security_level, "encrypt", "the password never crosses in clear text");
+    assert.equal(parameters.smtp_tls_security_level, "secure", "the password goes only to a relay whose certificate is verified");
     const commands = registered.filter((r) => r.type === "command:remote:Command");
     const probe = registered.find((r) => r.name === "server-ssh-reachable")!;
     assert.ok(isSecret(probe.inputs.triggers) || isSecret(probe.inputs.triggers[0]), "the SSH check's trigger follows the password: a secret");

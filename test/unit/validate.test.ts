@@ -101,11 +101,18 @@ test("all problems are reported together", () => {
 
 test("ssh options", () => {
     const keyOf = (p: string) => `ssh.${p}`;
-    assert.deepEqual(validateSsh({ host: "192.168.1.100" }, keyOf).ssh, { host: "192.168.1.100", port: 22, user: "root", dialErrorLimit: 10, perDialTimeout: 15, privateKeyPath: undefined, hostKey: undefined });
+    assert.deepEqual(validateSsh({ host: "192.168.1.100" }, keyOf).ssh, {
+        host: "192.168.1.100", port: 22, user: "root", dialErrorLimit: 10, perDialTimeout: 15, strictHostKeyChecking: "yes",
+        privateKeyPath: undefined, hostKey: undefined, knownHostsFile: undefined,
+    }, "host keys checked by default");
     assert.match(validateSsh({ host: "a b" }, keyOf).problems[0], /^ssh\.host /);
     assert.match(validateSsh({ host: "h.lan", port: 0 }, keyOf).problems[0], /^ssh\.port /);
     assert.match(validateSsh({ host: "h.lan", user: "root; rm -rf /" }, keyOf).problems[0], /^ssh\.user /);
     assert.match(validateSsh({ host: "h.lan", hostKey: "not a key" }, keyOf).problems[0], /^ssh\.hostKey /);
+    assert.equal(validateSsh({ host: "h.lan", strictHostKeyChecking: "accept-new" }, keyOf).ssh!.strictHostKeyChecking, "accept-new");
+    assert.match(validateSsh({ host: "h.lan", strictHostKeyChecking: "no" }, keyOf).problems[0], /^ssh\.strictHostKeyChecking must be "yes" .* or "accept-new"/,
+        "no switch that accepts any key");
+    assert.match(validateSsh({ host: "h.lan", knownHostsFile: "" }, keyOf).problems[0], /^ssh\.knownHostsFile must be a file path/);
 });
 
 test("stack config: problems name the key where the value was written", () => {
