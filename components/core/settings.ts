@@ -42,10 +42,10 @@ export interface MailOptions {
 
 /** How the smarthost's TLS is checked. */
 export const RelayTls = {
-    /** TLS required, certificate not checked. */
-    encrypt: "encrypt",
-    /** TLS required, and the certificate must be valid for `tlsName`. */
+    /** TLS required, and the certificate must chain to a trusted CA and carry `tlsName` (the default). */
     verify: "verify",
+    /** TLS required, certificate not checked: whoever intercepts the connection gets the password. Only for a relay that cannot present a valid certificate. */
+    encrypt: "encrypt",
 } as const;
 export type RelayTls = (typeof RelayTls)[keyof typeof RelayTls];
 
@@ -65,11 +65,11 @@ export interface RelayHostOptions {
     port?: number;
     /** SASL user name. With it, the secret `relayHostPassword` is required. */
     username?: string;
-    /** `encrypt` (default): TLS required, certificate not checked. `verify`: TLS required and the certificate must be valid for `tlsName`. */
+    /** `verify` (default): TLS required, and the certificate must chain to a trusted CA and carry `tlsName`, before the password is sent. `encrypt`: TLS required, certificate not checked (whoever intercepts the connection gets the password). */
     tls?: RelayTls;
     /** The name the relay's certificate must carry when `tls` is `verify`. Default: `host` (required when `host` is an address). */
     tlsName?: string;
-    /** PEM certificate(s) of the authority that signed the relay's certificate, for `verify`. Default: the system's CA bundle. */
+    /** PEM certificate(s) of the authority that signed the relay's certificate, for `verify`. Default: the system's CAs (`/etc/ssl/certs`). */
     caCertificatePem?: string;
 }
 

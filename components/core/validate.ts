@@ -326,11 +326,13 @@ function relayHostSettings(c: Checker, value: unknown): Settings["relayHost"] {
     if (typeof username === "string" && !SASL_USER.test(username)) {
         c.add("relayHost.username", "must be 1 to 256 of A-Z, a-z, 0-9 and . _ @ + = - (no spaces or colons)");
     }
-    const tls = value.tls ?? "encrypt";
-    if (tls !== "encrypt" && tls !== "verify") c.add("relayHost.tls", 'must be "encrypt" or "verify"');
+    // Verified by default: the relay's password must go only to the relay.
+    const tls = value.tls ?? "verify";
+    if (tls !== "encrypt" && tls !== "verify") c.add("relayHost.tls", 'must be "verify" (the default) or "encrypt"');
     const tlsName = value.tlsName === undefined ? (address ? undefined : host) : c.domain("relayHost.tlsName", value.tlsName, false);
     if (tls === "verify" && tlsName === undefined && address && value.tlsName === undefined) {
-        c.add("relayHost.tlsName", "is required when tls is \"verify\" and host is an address: the name the relay's certificate carries");
+        c.add("relayHost.tlsName", "is required when host is an address: the name the relay's certificate carries, which is checked before the password is sent "
+            + "(relayHost.tls: \"encrypt\" skips the check, and whoever answers at that address gets the password)");
     }
     const ca = value.caCertificatePem;
     if (ca !== undefined && (typeof ca !== "string" || !PEM_CERTIFICATE.test(ca.replace(/\r/g, "").trim() + "\n"))) {

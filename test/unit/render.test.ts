@@ -76,19 +76,27 @@ test("extras: allowed ones replace in place or append; IPv6 is bracketed", () =>
     assert.match(cf, /^inet_protocols = all$/m);
 });
 
-test("smarthost: relayhost in brackets, TLS required, SASL from a root-only map; verify pins the name", () => {
+test("smarthost: relayhost in brackets, its certificate verified by default against the system CAs, SASL from a root-only map", () => {
     const options = {
         domain: "lab.test", hostname: "mx.lab.test", listenAddresses: ["10.0.0.25"], trustedNetworks: ["10.0.0.0/24"],
         relayHost: { host: "smtp.isp.test", username: "me@isp.test" },
     };
-    const encrypt = validateMailOptions(options, (p) => p).settings!;
-    const cf = renderMainCf(mainCfParameters(encrypt, DEBIAN_12));
-    for (const line of ["relayhost = [smtp.isp.test]:587", "smtp_tls_security_level = encrypt", "smtp_sasl_auth_enable = yes",
-        "smtp_sasl_password_maps = hash:/etc/postfix/sasl_passwd", "smtp_sasl_security_options = noanonymous"]) {
+    const byDefault = validateMailOptions(options, (p) => p).settings!;
+    const cf = renderMainCf(mainCfParameters(byDefault, DEBIAN_12));
+    for (const line of ["relayhost = [smtp.isp.test]:587", "smtp_tls_security_level = secure",
+        "smtp_tls_policy_maps = inline:{ { [smtp.isp.test]:587 = secure match=smtp.isp.test } }", "smtp_tls_CApath = /etc/ssl/certs",
+        "smtp_sasl_auth_enable = yes", "smtp_sasl_password_maps = hash:/etc/postfix/sasl_passwd", "smtp_sasl_security_options = noanonymous"]) {
         assert.ok(cf.split("\n").includes(line), `${line} in:\n${cf}`);
     }
-    assert.doesNotMatch(cf, /smtp_tls_policy_maps|smtp_tls_CAfile/);
-    assert.equal(renderSaslPasswd(encrypt, "pw with spaces").split("\n")[1], "[smtp.isp.test]:587 me@isp.test:pw with spaces");
+    assert.doesNotMatch(cf, /smtp_tls_CAfile/);
+    assert.equal(renderSaslPasswd(byDefault, "pw with spaces").split("\n")[1], "[smtp.isp.test]:587 me@isp.test:pw with spaces");
+    // encrypt only when asked for by name.
+    const encrypt = validateMailOptions({ ...options, relayHost: { ...options.relayHost, tls: "encrypt" } }, (p) => p).settings!;
+    const unchecked = renderMainCf(mainCfParameters(encrypt, DEBIAN_12));
+    assert.match(unchecked, /^smtp_tls_security_level = encrypt$/m);
+    assert.doesNotMatch(unchecked, /smtp_tls_policy_maps/);
+    assert.match(validateMailOptions({ ...options, relayHost: { host: "192.0.2.25" } }, (p) => p).problems.join("\n"),
+        /^relayHost\.tlsName is required when host is an address/m, "an address alone cannot be verified: the name is asked for");
 
     const ca = "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----";
     const verify = validateMailOptions({ ...options, relayHost: { host: "192.0.2.25", port: 465, tls: "verify", tlsName: "relay.isp.test", caCertificatePem: ca } }, (p) => p).settings!;
@@ -102,7 +110,7 @@ test("smarthost: relayhost in brackets, TLS required, SASL from a root-only map;
     const implicit = validateMailOptions({ ...options, relayHost: { host: "smtp.isp.test", port: 465 } }, (p) => p).settings!;
     assert.match(renderMainCf(mainCfParameters(implicit, DEBIAN_12)), /^smtp_tls_wrappermode = yes$/m, "465 speaks TLS from the first byte");
     assert.doesNotMatch(cf, /smtp_tls_wrappermode/);
-    const v6 = validateMailOptions({ ...options, relayHost: { host: "2001:db8::25" } }, (p) => p).settings!;
+    const v6 = validateMailOptions({ ...options, relayHost: { host: "2001:db8::25", tlsName: "smtp.isp.test" } }, (p) => p).settings!;
     assert.equal(v6.relayHost!.nexthop, "[ipv6:2001:db8::25]:587");
 });
 
