@@ -21,7 +21,9 @@ up)
     $testhost up "$host" bookworm "$address" >/dev/null
     info="${PULUMI_POSTFIX_HOSTS:-/tmp/pulumi-postfix-hosts}/$host/host.json"
     key=$(sed -n 's/.*"privateKeyPath":"\([^"]*\)".*/\1/p' "$info")
-    hostkey=$(sed -n 's/.*"hostPublicKey":"\([^"]*\)".*/\1/p' "$info")
+    # The host's key as a first `ssh` login would have recorded it: a known_hosts file of its own,
+    # since a new demo host has new keys.
+    known_hosts=$(sed -n 's/.*"knownHostsPath":"\([^"]*\)".*/\1/p' "$info")
     salt=$(sed -n 's/^encryptionsalt: .*/&/p' stacks/Pulumi.demo.yaml 2>/dev/null || true)
     cat >stacks/Pulumi.demo.yaml <<YAML
 ${salt}
@@ -36,7 +38,7 @@ config:
     - name: server
       hostname: server.home.lan
       listenAddresses: [$address]
-      ssh: {host: $address, user: root, privateKeyPath: $key, hostKey: "$hostkey"}
+      ssh: {host: $address, user: root, privateKeyPath: $key, knownHostsFile: $known_hosts}
 YAML
     pulumi stack select 2>/dev/null || pulumi stack init --secrets-provider passphrase
     pulumi up --yes

@@ -3,8 +3,8 @@
 // command) exists.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { REPO } from "../support/stack";
@@ -12,9 +12,27 @@ import { Stack } from "./support/pulumi";
 
 const STEPS = ["ssh-reachable", "install", "tls-key", "tls-cert", "mailname", "virtual-aliases", "aliases", "main-cf", "master-cf", "service"];
 
+/**
+ * A workstation user's home whose ~/.ssh/known_hosts knows the example stacks' servers, as after
+ * one `ssh` login to each (hashed, as Debian's ssh writes it): the previews need their host keys,
+ * and never contact them. The engine's cache stays where it is.
+ */
+function userHomeKnowing(hosts: string[]): Record<string, string> {
+    const home = mkdtempSync(join(tmpdir(), "pulumi-postfix-user-"));
+    mkdirSync(join(home, ".ssh"), { mode: 0o700 });
+    const file = join(home, ".ssh", "known_hosts");
+    writeFileSync(file, hosts.map((host, i) => {
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(home, `server${i}`)]);
+        return `${host} ${readFileSync(join(home, `server${i}.pub`), "utf8").split(" ").slice(0, 2).join(" ")}\n`;
+    }).join(""));
+    execFileSync("ssh-keygen", ["-H", "-f", file], { stdio: "ignore" });
+    return { HOME: home, PULUMI_POSTFIX_CACHE: process.env.PULUMI_POSTFIX_CACHE ?? join(homedir(), ".cache", "pulumi-postfix") };
+}
+
 describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 * 60_000 }, () => {
-    const home = new Stack("home");
-    const lab = new Stack("lab");
+    const user = userHomeKnowing(["192.168.1.100", "10.20.0.25"]);
+    const home = new Stack("home", { env: user });
+    const lab = new Stack("lab", { env: user });
     const broken = new Stack("e2e-broken");
     // A YAML project of its own, for the engine to start the YAML language host in.
     const yamlProject = mkdtempSync(join(tmpdir(), "pulumi-postfix-yaml-"));
@@ -23,6 +41,7 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
     after(() => {
         [home, lab, broken, yaml].forEach((s) => s.remove());
         rmSync(yamlProject, { recursive: true, force: true });
+        rmSync(user.HOME, { recursive: true, force: true });
     });
 
     test("pulumi v3.274.1 with the upstream language hosts nodejs v3.259.0 and yaml 294c561f47f4, command 1.2.1 and tls 5.5.1 as installed plugins", () => {
@@ -45,6 +64,13 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
             assert.match(preview.stdout, new RegExp(`\\+ ${STEPS.length + 4} to create`));
             for (const step of STEPS) assert.match(preview.stdout, new RegExp(`command:remote:Command: \\(create\\)[^]*${server}-${step}|${server}-${step}`));
             assert.doesNotMatch(preview.stdout + preview.stderr, /warning:/);
+            // The host key comes from the user's known_hosts: every step's connection verifies it.
+            const planned = JSON.parse(stack.ok(["preview", "--json"]).stdout).steps as Array<{ urn: string; newState?: { inputs?: Record<string, any> } }>;
+            const known = execFileSync("ssh-keygen", ["-F", server === "server" ? "192.168.1.100" : "10.20.0.25", "-f", join(user.HOME, ".ssh", "known_hosts")], { encoding: "utf8" })
+                .split("\n")[1].split(" ").slice(1).join(" ");
+            const remote = planned.filter((s) => s.urn.includes("command:remote:Command"));
+            assert.equal(remote.length, STEPS.length - 1);
+            for (const s of remote) assert.equal(s.newState?.inputs?.connection?.hostKey, known, s.urn);
         });
     }
 

@@ -11,6 +11,13 @@ export interface MxConfig {
     user?: "root" | "deploy";
     listenAddresses?: string[];
     ssh?: { host?: string; dialErrorLimit?: number; perDialTimeout?: number };
+    /**
+     * How the host key is trusted: pinned in `ssh.hostKey` (the default), or read from a
+     * known_hosts file as a user's would be (no pin).
+     */
+    trust?: { knownHostsFile: string; strictHostKeyChecking?: "yes" | "accept-new" };
+    /** The client key: the host's key file (default), or none (the SSH agent). */
+    privateKeyPath?: string | null;
     /** More main.cf parameters, after the two every test host needs. */
     extraParameters?: Record<string, unknown>;
     /** Further `postfix:*` keys (e.g. `postfix:messageSizeLimit`). */
@@ -31,7 +38,9 @@ export function mxConfig(c: MxConfig): Record<string, unknown> {
             hostname: "mx.e2e.test",
             listenAddresses: c.listenAddresses ?? [address],
             ssh: {
-                host: c.ssh?.host ?? address, user: c.user ?? "root", privateKeyPath: c.host.privateKeyPath, hostKey: c.host.hostPublicKey,
+                host: c.ssh?.host ?? address, user: c.user ?? "root",
+                ...(c.privateKeyPath === null ? {} : { privateKeyPath: c.privateKeyPath ?? c.host.privateKeyPath }),
+                ...(c.trust ?? { hostKey: c.host.hostPublicKey }),
                 dialErrorLimit: c.ssh?.dialErrorLimit ?? 3, perDialTimeout: c.ssh?.perDialTimeout ?? 10,
             },
         }],

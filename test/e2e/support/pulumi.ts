@@ -41,8 +41,9 @@ export class Stack {
         const env: NodeJS.ProcessEnv = {
             ...process.env, PULUMI_BACKEND_URL: `file://${this.backend}`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase", ...this.place.env,
         };
-        // The command provider would otherwise try the workstation's SSH agent.
-        delete env.SSH_AUTH_SOCK;
+        // The command provider would otherwise try the workstation's SSH agent; a test that
+        // means the agent names its socket.
+        if (this.place.env?.SSH_AUTH_SOCK === undefined) delete env.SSH_AUTH_SOCK;
         return env;
     }
 
