@@ -18,8 +18,11 @@
 set -eu
 
 address=$1
+# The bare address for /dev/tcp; in a Postfix host list an IPv6 address goes in brackets, or its
+# colons make it read as a lookup table (type:name).
 host=${address#[}
 host=${host%]}
+case "$host" in *:*) listed="[$host]" ;; *) listed=$host ;; esac
 param=smtpd_authorized_xclient_hosts
 main_cf=/etc/postfix/main.cf
 
@@ -47,9 +50,12 @@ restore() {
 }
 trap restore EXIT
 trap 'exit 1' HUP INT TERM
-postconf -e "$param=$host 127.0.0.1"
+postconf -e "$param=$listed 127.0.0.1"
 settle
-postfix reload >/dev/null 2>&1
+if ! postfix reload >/dev/null 2>&1; then
+    echo "postfix reload failed once $param allowed the probe (the mail log says why)" >&2
+    exit 1
+fi
 
 reply() { # the last line of the next SMTP reply (10 s at most)
     local line

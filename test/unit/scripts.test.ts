@@ -91,13 +91,13 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as AddressInfo).port;
     const probe = "printf 'xclient=220 2.0.0 Ok\\nrcpt=554 5.7.1 Relay access denied\\nmain_cf=1 1\\n'";
-    const run = async (request?: "reload" | "restart") => {
+    const run = async (request?: "reload" | "restart", probeScript = probe) => {
         rmSync(log, { force: true });
         mkdirSync(state, { recursive: true });
         if (request) writeFileSync(join(state, request), "");
         const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "127.0.0.1"],
             { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
-        child.stdin.end(probe);
+        child.stdin.end(probeScript);
         let stdout = "";
         child.stdout.on("data", (chunk) => (stdout += chunk));
         const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
@@ -110,11 +110,70 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
         assert.deepEqual(await run("reload"), { status: 0, stdout: `postfix reloaded; ${checked}`, calls: ["postfix reload"], left: [] });
         assert.deepEqual(await run("restart"), { status: 0, stdout: `postfix restarted; ${checked}`, calls: ["postfix stop", "postfix start"], left: [] });
         assert.deepEqual(await run(), { status: 0, stdout: `postfix left running (no reload needed); ${checked}`, calls: [], left: [] });
+        const silent = await run(undefined, "exit 3");
+        assert.equal(silent.status, 1);
+        assert.match(silent.stdout, /^FAIL relay probe: it exited 3 with no message$/m, "a probe that fails without a word still has a reason");
         rmSync(running);
         writeFileSync(join(dir, "postfix"), `#!/bin/sh\necho "postfix $*" >>${shq(log)}\n[ "$1" != start ] || { echo 'fatal: bad config' >&2; exit 1; }\nexit 1\n`, { mode: 0o755 });
         const failed = await run("reload");
         assert.equal(failed.status, 1, "postfix did not start: the step fails");
         assert.deepEqual(failed.left, ["reload"], "the request stays for the next run");
+    } finally {
+        server.close();
+    }
+});
+
+/** relay-probe.sh with its host paths and port 25 replaced by the test's own. */
+function relayProbeScript(mainCf: string, port: number): string {
+    const replacements: Array<[string, string]> = [
+        ["main_cf=/etc/postfix/main.cf", `main_cf=${shq(mainCf)}`],
+        ['"/dev/tcp/$host/25"', `"/dev/tcp/$host/${port}"`],
+    ];
+    return replacements.reduce((text, [from, to]) => {
+        assert.ok(text.includes(from), `relay-probe.sh no longer has ${from}`);
+        return text.replace(from, to);
+    }, shellFile("relay-probe.sh"));
+}
+
+test("the relay probe lists an IPv6 address in brackets for postfix, and connects to it bare", async (t) => {
+    // Stand-ins: postconf(1) that records its arguments, postfix(1) that is running and reloads; an
+    // SMTP server on ::1 that accepts XCLIENT and refuses the relay.
+    const dir = mkdtempSync(join(tmpdir(), "relay-probe-"));
+    const log = join(dir, "postconf.log");
+    const mainCf = join(dir, "main.cf");
+    writeFileSync(mainCf, "mynetworks = [::1]/128\n");
+    writeFileSync(join(dir, "postconf"), `#!/bin/sh\necho "$*" >>${shq(log)}\n`, { mode: 0o755 });
+    writeFileSync(join(dir, "postfix"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const seen: string[] = [];
+    const server = createServer((socket) => {
+        socket.write("220 mx.e2e.test ESMTP\r\n");
+        socket.on("data", (chunk) => {
+            for (const line of chunk.toString().split("\r\n").filter(Boolean)) {
+                seen.push(line);
+                if (line.startsWith("XCLIENT")) socket.write("220 2.0.0 Ok\r\n");
+                else if (line.startsWith("RCPT")) socket.write("554 5.7.1 Relay access denied\r\n");
+                else if (line === "QUIT") socket.end("221 2.0.0 Bye\r\n");
+                else socket.write("250 ok\r\n");
+            }
+        });
+    });
+    const listening = await new Promise<boolean>((resolve) => server.once("error", () => resolve(false)).listen(0, "::1", () => resolve(true)));
+    if (!listening) return t.skip("no IPv6 loopback here");
+    try {
+        const child = spawn("bash", ["-c", relayProbeScript(mainCf, (server.address() as AddressInfo).port), "relay-probe", "[::1]"],
+            { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (chunk) => (stdout += chunk));
+        child.stderr.on("data", (chunk) => (stderr += chunk));
+        const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+        assert.equal(status, 0, stderr);
+        assert.match(stdout, /^xclient=220 2\.0\.0 Ok$/m, "it reached the server at the bare address");
+        assert.match(stdout, /^rcpt=554 5\.7\.1 Relay access denied$/m);
+        assert.ok(seen.includes("XCLIENT ADDR=192.0.2.1 NAME=relay-check.invalid"), seen.join("; "));
+        const calls = readFileSync(log, "utf8").trim().split("\n");
+        assert.ok(calls.includes("-e smtpd_authorized_xclient_hosts=[::1] 127.0.0.1"), calls.join("; "));
+        assert.ok(calls.includes("-X smtpd_authorized_xclient_hosts"), "withdrawn afterwards");
     } finally {
         server.close();
     }
