@@ -116,13 +116,17 @@ mv -f "$new" "$dest"
 
 case "$kind" in
     aliases) newaliases ;;
-    # Lookup tables: postmap builds the database. A reload makes the new map count from the next
+    # Lookup tables: postmap builds the database, new (postmap would rewrite an old one in place,
+    # keeping whatever mode and owner it had). A reload makes the new map count from the next
     # connection on.
-    virtual) postmap "hash:$dest" ;;
+    virtual)
+        rm -f "$dest.db"
+        postmap "hash:$dest" ;;
     # umask: the database holds the password too, and must never be readable by others, even
     # briefly. The SMTP client reads the map at each delivery; the flush retries what a wrong
     # password held.
     sasl-passwd)
+        rm -f "$dest.db"
         (umask 077; postmap "hash:$dest")
         chmod 0600 "$dest.db"
         postqueue -f 2>/dev/null || true

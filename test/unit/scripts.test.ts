@@ -291,6 +291,29 @@ test("install: an interrupted dpkg is configured first, waiting (bounded) while 
     assert.ok(!stuck.calls.some((c) => /^(debconf|apt-get)/.test(c)), `nothing else ran: ${stuck.calls.join("; ")}`);
 });
 
+test("write-if-differs: the relay password's database is built new, never over an old one", () => {
+    // A postmap stand-in that records the mode of the database it finds (or "none"), then builds it.
+    const dir = mkdtempSync(join(tmpdir(), "sasl-"));
+    const bin = join(dir, "bin");
+    const log = join(dir, "postmap.log");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "postmap"), [
+        "#!/bin/sh",
+        'db="${1#hash:}.db"',
+        `if [ -e "$db" ]; then stat -c %a "$db" >>${shq(log)}; else echo none >>${shq(log)}; fi`,
+        'echo built >"$db"',
+        "",
+    ].join("\n"), { mode: 0o755 });
+    const file: ManagedFile = { ...MANAGED_FILES.saslPasswd, path: join(dir, "sasl_passwd") };
+    // A database made by hand, readable by everyone: postmap would keep its mode while writing the password into it.
+    writeFileSync(`${file.path}.db`, "old", { mode: 0o644 });
+    const result = writeFile(file, join(dir, "state"), "[smtp.isp.test]:587 user:secret\n", { bin });
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(readFileSync(log, "utf8").trim().split("\n"), ["none"], "the old database was gone before postmap ran");
+    assert.equal(readFileSync(`${file.path}.db`, "utf8"), "built\n");
+    assert.equal(statSync(`${file.path}.db`).mode & 0o777, 0o600);
+});
+
 test("write-if-differs: virtual alias targets must be users or aliases on the host", () => {
     const dir = mkdtempSync(join(tmpdir(), "virtual-"));
     // postmap, after the file is live, is a stand-in here.
