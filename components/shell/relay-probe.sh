@@ -14,7 +14,8 @@
 #   main_cf=<sha256 before> <sha256 after>   (the trap's report: main.cf byte-identical again?)
 #   left=<line>      only when the XCLIENT permission is still in main.cf
 #   reload=failed    only when postfix could not reload after the permission was withdrawn
-# Exits 1 with the reason on stderr when it cannot probe (postfix down, XCLIENT set by the user).
+# Exits 1 with the reason on stderr when it cannot probe (postfix down, XCLIENT set by the user,
+# main.cf locked by another run for more than 60 s).
 set -eu
 
 address=$1
@@ -28,6 +29,16 @@ main_cf=/etc/postfix/main.cf
 
 if ! postfix status >/dev/null 2>&1; then
     echo "postfix is not running" >&2
+    exit 1
+fi
+# One lock for main.cf, the same write-file.sh takes: from here to the end of the restore, no
+# deployment writes main.cf and no other probe (npm run verify) changes it. Held until exit.
+lock=/var/lib/pulumi-postfix/main-cf.lock
+lock_wait=60
+mkdir -p "${lock%/*}"
+exec 9>"$lock"
+if ! flock -w "$lock_wait" 9; then
+    echo "another pulumi-postfix run or npm run verify holds the main.cf lock: waited $lock_wait s" >&2
     exit 1
 fi
 if postconf -n | grep -q "^$param ="; then

@@ -123,16 +123,23 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
     }
 });
 
-/** relay-probe.sh with its host paths and port 25 replaced by the test's own. */
-function relayProbeScript(mainCf: string, port: number): string {
-    const replacements: Array<[string, string]> = [
+/** A host script with its host paths (and the like) replaced by the test's own. */
+function hostScript(name: string, replacements: Array<[string, string]>): string {
+    return replacements.reduce((text, [from, to]) => {
+        assert.ok(text.includes(from), `${name} no longer has ${from}`);
+        return text.replace(from, to);
+    }, shellFile(name));
+}
+const mainCfLock = (lock: string, seconds = 60): Array<[string, string]> => [
+    ["lock=/var/lib/pulumi-postfix/main-cf.lock", `lock=${shq(lock)}`], ["lock_wait=60", `lock_wait=${seconds}`],
+];
+/** relay-probe.sh with main.cf, the main.cf lock and port 25 replaced by the test's own. */
+function relayProbeScript(mainCf: string, port: number, lock: string, seconds = 60): string {
+    return hostScript("relay-probe.sh", [
         ["main_cf=/etc/postfix/main.cf", `main_cf=${shq(mainCf)}`],
         ['"/dev/tcp/$host/25"', `"/dev/tcp/$host/${port}"`],
-    ];
-    return replacements.reduce((text, [from, to]) => {
-        assert.ok(text.includes(from), `relay-probe.sh no longer has ${from}`);
-        return text.replace(from, to);
-    }, shellFile("relay-probe.sh"));
+        ...mainCfLock(lock, seconds),
+    ]);
 }
 
 test("the relay probe lists an IPv6 address in brackets for postfix, and connects to it bare", async (t) => {
@@ -160,7 +167,7 @@ test("the relay probe lists an IPv6 address in brackets for postfix, and connect
     const listening = await new Promise<boolean>((resolve) => server.once("error", () => resolve(false)).listen(0, "::1", () => resolve(true)));
     if (!listening) return t.skip("no IPv6 loopback here");
     try {
-        const child = spawn("bash", ["-c", relayProbeScript(mainCf, (server.address() as AddressInfo).port), "relay-probe", "[::1]"],
+        const child = spawn("bash", ["-c", relayProbeScript(mainCf, (server.address() as AddressInfo).port, join(dir, "main-cf.lock")), "relay-probe", "[::1]"],
             { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
         let stdout = "";
         let stderr = "";
@@ -176,6 +183,35 @@ test("the relay probe lists an IPv6 address in brackets for postfix, and connect
         assert.ok(calls.includes("-X smtpd_authorized_xclient_hosts"), "withdrawn afterwards");
     } finally {
         server.close();
+    }
+});
+
+test("main.cf has one lock: while another run holds it, the relay probe and the main.cf write wait, then give up saying why", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "main-cf-lock-"));
+    const lock = join(dir, "state", "main-cf.lock");
+    const log = join(dir, "postconf.log");
+    mkdirSync(join(dir, "state"));
+    writeFileSync(join(dir, "postconf"), `#!/bin/sh\necho "$*" >>${shq(log)}\n`, { mode: 0o755 });
+    writeFileSync(join(dir, "postfix"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const mainCf = join(dir, "main.cf");
+    writeFileSync(mainCf, "live\n");
+    // The other run: holds the lock until its standard input closes.
+    const holder = spawn("bash", ["-c", `exec 9>${shq(lock)}; flock 9; echo locked; read -r _`]);
+    await new Promise<void>((resolve) => holder.stdout.once("data", () => resolve()));
+    try {
+        const env = { ...process.env, PATH: `${dir}:${process.env.PATH}` };
+        const probe = spawnSync("bash", ["-c", relayProbeScript(mainCf, 1, lock, 1), "relay-probe", "127.0.0.1"], { encoding: "utf8", env });
+        assert.equal(probe.status, 1);
+        assert.equal(probe.stderr, "another pulumi-postfix run or npm run verify holds the main.cf lock: waited 1 s\n");
+        assert.ok(!existsSync(log), "main.cf was not touched");
+
+        const write = spawnSync("sh", ["-c", hostScript("write-file.sh", mainCfLock(lock, 1)), "write-file.sh", ...writeFileArgs({ ...MANAGED_FILES.mainCf, path: mainCf }, [], join(dir, "state"))],
+            { input: "new\n", encoding: "utf8", env });
+        assert.equal(write.status, 1);
+        assert.equal(write.stderr, "pulumi-postfix: another pulumi-postfix run or npm run verify holds the main.cf lock: waited 1 s\n");
+        assert.equal(readFileSync(mainCf, "utf8"), "live\n");
+    } finally {
+        holder.stdin.end();
     }
 });
 
