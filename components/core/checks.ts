@@ -222,7 +222,7 @@ export function relayProbeChecks(run: { code: number | null; stdout: string; std
     const hashes = value("main_cf")?.split(" ");
     const [xclient, rcpt] = [value("xclient"), value("rcpt")];
     let relay: Check;
-    if (run.code !== 0 || xclient === undefined || rcpt === undefined) relay = failed("relay refused", run.stderr.trim() || `the relay probe exited ${run.code}`);
+    if (run.code !== 0 || xclient === undefined || rcpt === undefined) relay = failed("relay refused", run.stderr.trim() || `the relay probe exited ${run.code} with no message`);
     else if (!xclient.startsWith("220")) relay = failed("relay refused", `XCLIENT refused: ${xclient}`);
     else if (rcpt.startsWith("5")) relay = passed("relay refused", `${rcpt} (as ${OUTSIDER})`);
     else relay = mismatch("relay refused", "5xx to an outside client relaying", `${rcpt} (as ${OUTSIDER})`);

@@ -92,6 +92,14 @@ export const SAFETY_PARAMETERS: ReadonlySet<string> = new Set([
     "smtpd_relay_before_recipient_restrictions",
     "smtpd_authorized_xclient_hosts",
     "smtpd_authorized_xforward_hosts",
+    // A PROXY header is the client's own claim of its address, as XCLIENT is: with either set, any
+    // client that reaches the port could pose as a trusted one (postscreen hands its claim to smtpd).
+    "smtpd_upstream_proxy_protocol",
+    "postscreen_upstream_proxy_protocol",
+    // Sender-specified routing (user@remote@here, user%remote@here): Postfix documents both as
+    // closing relay loopholes.
+    "allow_untrusted_routing",
+    "resolve_dequoted_address",
     "local_recipient_maps",
     "smtpd_reject_unlisted_recipient",
     "disable_vrfy_command",

@@ -14,17 +14,31 @@
 #   main_cf=<sha256 before> <sha256 after>   (the trap's report: main.cf byte-identical again?)
 #   left=<line>      only when the XCLIENT permission is still in main.cf
 #   reload=failed    only when postfix could not reload after the permission was withdrawn
-# Exits 1 with the reason on stderr when it cannot probe (postfix down, XCLIENT set by the user).
+# Exits 1 with the reason on stderr when it cannot probe (postfix down, XCLIENT set by the user,
+# main.cf locked by another run for more than 60 s).
 set -eu
 
 address=$1
+# The bare address for /dev/tcp; in a Postfix host list an IPv6 address goes in brackets, or its
+# colons make it read as a lookup table (type:name).
 host=${address#[}
 host=${host%]}
+case "$host" in *:*) listed="[$host]" ;; *) listed=$host ;; esac
 param=smtpd_authorized_xclient_hosts
 main_cf=/etc/postfix/main.cf
 
 if ! postfix status >/dev/null 2>&1; then
     echo "postfix is not running" >&2
+    exit 1
+fi
+# One lock for main.cf, the same write-file.sh takes: from here to the end of the restore, no
+# deployment writes main.cf and no other probe (npm run verify) changes it. Held until exit.
+lock=/var/lib/pulumi-postfix/main-cf.lock
+lock_wait=60
+mkdir -p "${lock%/*}"
+exec 9>"$lock"
+if ! flock -w "$lock_wait" 9; then
+    echo "another pulumi-postfix run or npm run verify holds the main.cf lock: waited $lock_wait s" >&2
     exit 1
 fi
 if postconf -n | grep -q "^$param ="; then
@@ -47,9 +61,12 @@ restore() {
 }
 trap restore EXIT
 trap 'exit 1' HUP INT TERM
-postconf -e "$param=$host 127.0.0.1"
+postconf -e "$param=$listed 127.0.0.1"
 settle
-postfix reload >/dev/null 2>&1
+if ! postfix reload >/dev/null 2>&1; then
+    echo "postfix reload failed once $param allowed the probe (the mail log says why)" >&2
+    exit 1
+fi
 
 reply() { # the last line of the next SMTP reply (10 s at most)
     local line

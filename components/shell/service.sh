@@ -108,7 +108,9 @@ if probe=$(bash -c "$probe_script" relay-probe "$1" 2>"$errors"); then
     if [ -z "$before" ] || [ "$before" != "$after" ]; then report FAIL "main.cf was not restored after the relay probe"; fi
     if [ -n "$(value left)" ]; then report FAIL "the relay probe could not withdraw XCLIENT: $(value left)"; fi
 else
-    report FAIL "relay probe: $(tr '\n' ' ' <"$errors")"
+    status=$?
+    why=$(tr '\n' ' ' <"$errors")
+    report FAIL "relay probe: ${why:-it exited $status with no message}"
 fi
 
 if [ "$failures" -gt 0 ]; then

@@ -39,6 +39,15 @@ refuse() { # why
     echo "pulumi-postfix: $1" >&2
     exit 1
 }
+# One lock for main.cf, the same relay-probe.sh takes: a probe's change and restore never
+# interleave with this compare, check and rename. Held until exit.
+lock_main_cf() {
+    lock=/var/lib/pulumi-postfix/main-cf.lock
+    lock_wait=60
+    mkdir -p "${lock%/*}"
+    exec 9>"$lock"
+    flock -w "$lock_wait" 9 || refuse "another pulumi-postfix run or npm run verify holds the main.cf lock: waited $lock_wait s"
+}
 
 # Our services (renderMasterServices) are applied to a copy of the live master.cf: Debian's own
 # entries stay as the release ships them, and ours are exactly what stdin says.
@@ -92,6 +101,7 @@ if [ "$kind" = master-cf ]; then produce_master_cf; else cat >"$new"; fi
 # be writing it): this file is complete before it is checked or renamed into place, so it is
 # dated 2 s back, and postfix check and the reload read it at once.
 touch -d "@$(($(date +%s) - 2))" "$new"
+if [ "$kind" = main-cf ]; then lock_main_cf; fi
 if [ -f "$dest" ] && cmp -s "$new" "$dest"; then
     echo "unchanged: $dest"
     exit 0
@@ -116,13 +126,17 @@ mv -f "$new" "$dest"
 
 case "$kind" in
     aliases) newaliases ;;
-    # Lookup tables: postmap builds the database. A reload makes the new map count from the next
+    # Lookup tables: postmap builds the database, new (postmap would rewrite an old one in place,
+    # keeping whatever mode and owner it had). A reload makes the new map count from the next
     # connection on.
-    virtual) postmap "hash:$dest" ;;
+    virtual)
+        rm -f "$dest.db"
+        postmap "hash:$dest" ;;
     # umask: the database holds the password too, and must never be readable by others, even
     # briefly. The SMTP client reads the map at each delivery; the flush retries what a wrong
     # password held.
     sasl-passwd)
+        rm -f "$dest.db"
         (umask 077; postmap "hash:$dest")
         chmod 0600 "$dest.db"
         postqueue -f 2>/dev/null || true

@@ -113,6 +113,7 @@ test("the relay probe's report becomes the relay, main.cf and XCLIENT checks, or
     assert.equal(run(`reload=failed\nmain_cf=${same} ${same}\nxclient=220 2.0.0 Ok\nrcpt=554 5.7.1 denied\n`)[2].ok, false);
     // It could not start: postfix down. Nothing was touched, so there is one check only.
     assert.deepEqual(run("", 1, "postfix is not running\n").map((c) => [c.name, c.ok, c.detail]), [["relay refused", false, "postfix is not running"]]);
+    assert.equal(run("", 1)[0].detail, "the relay probe exited 1 with no message", "a failure without a message still says something");
 });
 
 test("output: one line per check, grouped per server, and the summary; --json keeps the same data", () => {

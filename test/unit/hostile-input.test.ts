@@ -170,6 +170,7 @@ for (const [name, value] of [
     ["smtpd_relay_restrictions", "permit"], ["smtpd_recipient_restrictions", "permit"], ["smtpd_client_restrictions", ""],
     ["mynetworks", "0.0.0.0/0"], ["mynetworks_style", "subnet"], ["relay_domains", "*"], ["smtpd_authorized_xclient_hosts", "0.0.0.0/0"],
     ["disable_vrfy_command", false], ["inet_interfaces", "all"], ["local_recipient_maps", ""],
+    ["smtpd_upstream_proxy_protocol", "haproxy"], ["postscreen_upstream_proxy_protocol", "haproxy"],
 ] as Array<[string, unknown]>) {
     add(`extra ${name} without allowUnsafeOverrides`, shared("extraParameters", { [name]: value }), `postfix:extraParameters.${name}`);
 }

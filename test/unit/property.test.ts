@@ -92,7 +92,7 @@ const domainName = mostly(
 const SAFETY_NAMES = [
     "mynetworks", "mynetworks_style", "relay_domains", "inet_interfaces", "smtpd_client_restrictions", "smtpd_helo_restrictions",
     "smtpd_sender_restrictions", "smtpd_relay_restrictions", "smtpd_recipient_restrictions", "smtpd_authorized_xclient_hosts",
-    "disable_vrfy_command", "smtpd_helo_required", "local_recipient_maps",
+    "disable_vrfy_command", "smtpd_helo_required", "local_recipient_maps", "smtpd_upstream_proxy_protocol",
 ];
 // Set through a typed option: always refused.
 const TYPED_NAMES = ["myhostname", "mydomain", "mydestination", "message_size_limit", "alias_maps", "compatibility_level", "inet_protocols"];

@@ -91,13 +91,13 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as AddressInfo).port;
     const probe = "printf 'xclient=220 2.0.0 Ok\\nrcpt=554 5.7.1 Relay access denied\\nmain_cf=1 1\\n'";
-    const run = async (request?: "reload" | "restart") => {
+    const run = async (request?: "reload" | "restart", probeScript = probe) => {
         rmSync(log, { force: true });
         mkdirSync(state, { recursive: true });
         if (request) writeFileSync(join(state, request), "");
         const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "127.0.0.1"],
             { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
-        child.stdin.end(probe);
+        child.stdin.end(probeScript);
         let stdout = "";
         child.stdout.on("data", (chunk) => (stdout += chunk));
         const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
@@ -110,6 +110,9 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
         assert.deepEqual(await run("reload"), { status: 0, stdout: `postfix reloaded; ${checked}`, calls: ["postfix reload"], left: [] });
         assert.deepEqual(await run("restart"), { status: 0, stdout: `postfix restarted; ${checked}`, calls: ["postfix stop", "postfix start"], left: [] });
         assert.deepEqual(await run(), { status: 0, stdout: `postfix left running (no reload needed); ${checked}`, calls: [], left: [] });
+        const silent = await run(undefined, "exit 3");
+        assert.equal(silent.status, 1);
+        assert.match(silent.stdout, /^FAIL relay probe: it exited 3 with no message$/m, "a probe that fails without a word still has a reason");
         rmSync(running);
         writeFileSync(join(dir, "postfix"), `#!/bin/sh\necho "postfix $*" >>${shq(log)}\n[ "$1" != start ] || { echo 'fatal: bad config' >&2; exit 1; }\nexit 1\n`, { mode: 0o755 });
         const failed = await run("reload");
@@ -117,6 +120,98 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
         assert.deepEqual(failed.left, ["reload"], "the request stays for the next run");
     } finally {
         server.close();
+    }
+});
+
+/** A host script with its host paths (and the like) replaced by the test's own. */
+function hostScript(name: string, replacements: Array<[string, string]>): string {
+    return replacements.reduce((text, [from, to]) => {
+        assert.ok(text.includes(from), `${name} no longer has ${from}`);
+        return text.replace(from, to);
+    }, shellFile(name));
+}
+const mainCfLock = (lock: string, seconds = 60): Array<[string, string]> => [
+    ["lock=/var/lib/pulumi-postfix/main-cf.lock", `lock=${shq(lock)}`], ["lock_wait=60", `lock_wait=${seconds}`],
+];
+/** relay-probe.sh with main.cf, the main.cf lock and port 25 replaced by the test's own. */
+function relayProbeScript(mainCf: string, port: number, lock: string, seconds = 60): string {
+    return hostScript("relay-probe.sh", [
+        ["main_cf=/etc/postfix/main.cf", `main_cf=${shq(mainCf)}`],
+        ['"/dev/tcp/$host/25"', `"/dev/tcp/$host/${port}"`],
+        ...mainCfLock(lock, seconds),
+    ]);
+}
+
+test("the relay probe lists an IPv6 address in brackets for postfix, and connects to it bare", async (t) => {
+    // Stand-ins: postconf(1) that records its arguments, postfix(1) that is running and reloads; an
+    // SMTP server on ::1 that accepts XCLIENT and refuses the relay.
+    const dir = mkdtempSync(join(tmpdir(), "relay-probe-"));
+    const log = join(dir, "postconf.log");
+    const mainCf = join(dir, "main.cf");
+    writeFileSync(mainCf, "mynetworks = [::1]/128\n");
+    writeFileSync(join(dir, "postconf"), `#!/bin/sh\necho "$*" >>${shq(log)}\n`, { mode: 0o755 });
+    writeFileSync(join(dir, "postfix"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const seen: string[] = [];
+    const server = createServer((socket) => {
+        socket.write("220 mx.e2e.test ESMTP\r\n");
+        socket.on("data", (chunk) => {
+            for (const line of chunk.toString().split("\r\n").filter(Boolean)) {
+                seen.push(line);
+                if (line.startsWith("XCLIENT")) socket.write("220 2.0.0 Ok\r\n");
+                else if (line.startsWith("RCPT")) socket.write("554 5.7.1 Relay access denied\r\n");
+                else if (line === "QUIT") socket.end("221 2.0.0 Bye\r\n");
+                else socket.write("250 ok\r\n");
+            }
+        });
+    });
+    const listening = await new Promise<boolean>((resolve) => server.once("error", () => resolve(false)).listen(0, "::1", () => resolve(true)));
+    if (!listening) return t.skip("no IPv6 loopback here");
+    try {
+        const child = spawn("bash", ["-c", relayProbeScript(mainCf, (server.address() as AddressInfo).port, join(dir, "main-cf.lock")), "relay-probe", "[::1]"],
+            { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (chunk) => (stdout += chunk));
+        child.stderr.on("data", (chunk) => (stderr += chunk));
+        const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+        assert.equal(status, 0, stderr);
+        assert.match(stdout, /^xclient=220 2\.0\.0 Ok$/m, "it reached the server at the bare address");
+        assert.match(stdout, /^rcpt=554 5\.7\.1 Relay access denied$/m);
+        assert.ok(seen.includes("XCLIENT ADDR=192.0.2.1 NAME=relay-check.invalid"), seen.join("; "));
+        const calls = readFileSync(log, "utf8").trim().split("\n");
+        assert.ok(calls.includes("-e smtpd_authorized_xclient_hosts=[::1] 127.0.0.1"), calls.join("; "));
+        assert.ok(calls.includes("-X smtpd_authorized_xclient_hosts"), "withdrawn afterwards");
+    } finally {
+        server.close();
+    }
+});
+
+test("main.cf has one lock: while another run holds it, the relay probe and the main.cf write wait, then give up saying why", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "main-cf-lock-"));
+    const lock = join(dir, "state", "main-cf.lock");
+    const log = join(dir, "postconf.log");
+    mkdirSync(join(dir, "state"));
+    writeFileSync(join(dir, "postconf"), `#!/bin/sh\necho "$*" >>${shq(log)}\n`, { mode: 0o755 });
+    writeFileSync(join(dir, "postfix"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const mainCf = join(dir, "main.cf");
+    writeFileSync(mainCf, "live\n");
+    // The other run: holds the lock until its standard input closes.
+    const holder = spawn("bash", ["-c", `exec 9>${shq(lock)}; flock 9; echo locked; read -r _`]);
+    await new Promise<void>((resolve) => holder.stdout.once("data", () => resolve()));
+    try {
+        const env = { ...process.env, PATH: `${dir}:${process.env.PATH}` };
+        const probe = spawnSync("bash", ["-c", relayProbeScript(mainCf, 1, lock, 1), "relay-probe", "127.0.0.1"], { encoding: "utf8", env });
+        assert.equal(probe.status, 1);
+        assert.equal(probe.stderr, "another pulumi-postfix run or npm run verify holds the main.cf lock: waited 1 s\n");
+        assert.ok(!existsSync(log), "main.cf was not touched");
+
+        const write = spawnSync("sh", ["-c", hostScript("write-file.sh", mainCfLock(lock, 1)), "write-file.sh", ...writeFileArgs({ ...MANAGED_FILES.mainCf, path: mainCf }, [], join(dir, "state"))],
+            { input: "new\n", encoding: "utf8", env });
+        assert.equal(write.status, 1);
+        assert.equal(write.stderr, "pulumi-postfix: another pulumi-postfix run or npm run verify holds the main.cf lock: waited 1 s\n");
+        assert.equal(readFileSync(mainCf, "utf8"), "live\n");
+    } finally {
+        holder.stdin.end();
     }
 });
 
@@ -230,6 +325,29 @@ test("install: an interrupted dpkg is configured first, waiting (bounded) while 
     assert.match(stuck.stderr, /dpkg frontend lock was locked by another process with pid 42/);
     assert.match(stuck.stderr, /pulumi-postfix: dpkg was interrupted and dpkg --configure -a failed \(above; waited up to 1s for the dpkg lock\)/);
     assert.ok(!stuck.calls.some((c) => /^(debconf|apt-get)/.test(c)), `nothing else ran: ${stuck.calls.join("; ")}`);
+});
+
+test("write-if-differs: the relay password's database is built new, never over an old one", () => {
+    // A postmap stand-in that records the mode of the database it finds (or "none"), then builds it.
+    const dir = mkdtempSync(join(tmpdir(), "sasl-"));
+    const bin = join(dir, "bin");
+    const log = join(dir, "postmap.log");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "postmap"), [
+        "#!/bin/sh",
+        'db="${1#hash:}.db"',
+        `if [ -e "$db" ]; then stat -c %a "$db" >>${shq(log)}; else echo none >>${shq(log)}; fi`,
+        'echo built >"$db"',
+        "",
+    ].join("\n"), { mode: 0o755 });
+    const file: ManagedFile = { ...MANAGED_FILES.saslPasswd, path: join(dir, "sasl_passwd") };
+    // A database made by hand, readable by everyone: postmap would keep its mode while writing the password into it.
+    writeFileSync(`${file.path}.db`, "old", { mode: 0o644 });
+    const result = writeFile(file, join(dir, "state"), "[smtp.isp.test]:587 user:secret\n", { bin });
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(readFileSync(log, "utf8").trim().split("\n"), ["none"], "the old database was gone before postmap ran");
+    assert.equal(readFileSync(`${file.path}.db`, "utf8"), "built\n");
+    assert.equal(statSync(`${file.path}.db`).mode & 0o777, 0o600);
 });
 
 test("write-if-differs: virtual alias targets must be users or aliases on the host", () => {

@@ -90,6 +90,20 @@ test("public networks and safety overrides are possible when the user says so", 
     assert.ok(settings);
 });
 
+test("a client's own claim of its address or route is a safety setting: refused unless allowed", () => {
+    const extras = {
+        smtpd_upstream_proxy_protocol: "haproxy", postscreen_upstream_proxy_protocol: "haproxy",
+        allow_untrusted_routing: true, resolve_dequoted_address: false,
+    };
+    for (const [name, value] of Object.entries(extras)) {
+        const found = problems((o) => (o.extraParameters = { [name]: value }));
+        assert.ok(found.some((p) => p.startsWith(`postfix:extraParameters.${name} would replace a safety setting`)), `${name}:\n${found.join("\n")}`);
+        const allowed = validateMailOptions({ ...base(), allowUnsafeOverrides: true, extraParameters: { [name]: value } }, (p) => p);
+        assert.deepEqual(allowed.problems, [], name);
+        assert.deepEqual(allowed.settings!.extraParameters, [{ name, value }]);
+    }
+});
+
 test("all problems are reported together", () => {
     const found = problems((o) => {
         o.domain = "bad_domain";
