@@ -126,15 +126,12 @@ mv -f "$new" "$dest"
 
 case "$kind" in
     aliases) newaliases ;;
-    # Lookup tables: postmap builds the database, new (postmap would rewrite an old one in place,
-    # keeping whatever mode and owner it had). A reload makes the new map count from the next
-    # connection on.
-    virtual)
-        rm -f "$dest.db"
-        postmap "hash:$dest" ;;
-    # umask: the database holds the password too, and must never be readable by others, even
-    # briefly. The SMTP client reads the map at each delivery; the flush retries what a wrong
-    # password held.
+    # Lookup tables: postmap builds the database. A reload makes the new map count from the next
+    # connection on. (Rebuilt in place: no moment without the map for mail being received.)
+    virtual) postmap "hash:$dest" ;;
+    # The credentials' database is built new under umask 077: postmap would rewrite an old one in
+    # place, keeping its mode, and a hand-made 0644 one would hold the new password world-readable.
+    # The SMTP client reads the map at each delivery; the flush retries what a wrong password held.
     sasl-passwd)
         rm -f "$dest.db"
         (umask 077; postmap "hash:$dest")
