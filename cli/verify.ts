@@ -133,7 +133,7 @@ async function smtpChecks(plan: ServerPlan, outputs: ServerOutputs, options: Opt
     let session: SmtpSession | undefined;
     let subject: string | undefined;
     try {
-        const opened = await SmtpSession.open(host, port, options.sourceAddress);
+        const opened = await SmtpSession.open(host, port, sameFamily(options.sourceAddress, host));
         session = opened.session;
         checks.push(compare("smtp banner", `220 ${hostname} ESMTP`, replyText(opened.greeting)));
         checks.push(...ehloChecks(expectClass(await session.command(`EHLO ${EHLO_NAME}`), 2, "EHLO"), messageSizeLimit));
@@ -167,6 +167,11 @@ async function smtpChecks(plan: ServerPlan, outputs: ServerOutputs, options: Opt
     return { checks, subject };
 }
 
+/** The source address when it is of the destination's IP family; else none (the system picks one). */
+function sameFamily(sourceAddress: string | undefined, host: string): string | undefined {
+    return sourceAddress !== undefined && isIP(sourceAddress) === isIP(host) ? sourceAddress : undefined;
+}
+
 /**
  * Every other endpoint: it answers with the banner, and the submission port refuses mail before
  * STARTTLS. A source address of the other IP family is not used.
@@ -176,7 +181,7 @@ async function endpointChecks(plan: ServerPlan, endpoints: readonly string[], so
     for (const endpoint of endpoints) {
         const { host, port } = endpointOf(endpoint);
         const name = `endpoint ${endpoint}`;
-        const source = sourceAddress !== undefined && isIP(sourceAddress) === isIP(host) ? sourceAddress : undefined;
+        const source = sameFamily(sourceAddress, host);
         let session: SmtpSession | undefined;
         try {
             const opened = await SmtpSession.open(host, port, source);

@@ -22,7 +22,8 @@ type Changes = { submission?: boolean; virtualAliases?: Record<string, string | 
 const VIRTUAL = { "info@shop.test": "alice", "@tickets.test": "fribeiro" };
 
 const config = (changes: Changes = {}) => mxConfig({
-    host, subnet, listenAddresses: [address, "::1"],
+    // IPv6 first: the deploy check and verify probe the first listen address.
+    host, subnet, listenAddresses: ["::1", address],
     options: {
         "postfix:trustedNetworks": [`${subnet}.0/24`, "::1/128"],
         "postfix:submission": changes.submission ?? true,
@@ -51,11 +52,11 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
         hostDown(name);
     });
 
-    test("IPv6: bracketed in main.cf, postfix listens on ::1, and a client there gets mail delivered", async () => {
-        assert.equal(hostOk(name, "postconf -h inet_interfaces").trim(), `${address}, [::1]`);
+    test("IPv6 first: bracketed in main.cf, the deploy check passed on it, postfix listens on ::1, and a client there gets mail delivered", async () => {
+        assert.equal(hostOk(name, "postconf -h inet_interfaces").trim(), `[::1], ${address}`);
         assert.equal(hostOk(name, "postconf -h mynetworks").trim(), `${subnet}.0/24, [::1]/128`);
         assert.equal(hostOk(name, "postconf -h inet_protocols").trim(), "all");
-        assert.ok(stack.outputs().mailServers.mx.smtpEndpoints.includes("[::1]:25"));
+        assert.equal(stack.outputs().mailServers.mx.smtpEndpoints[0], "[::1]:25");
         const subject = `ipv6 ${randomUUID()}`;
         const dialogue = send("::1", "::1", "alice@e2e.test", subject, ["-6"]);
         assert.match(replies(dialogue)[0], /^220 mx\.e2e\.test ESMTP$/, dialogue.transcript);
@@ -126,7 +127,7 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
         assert.equal(check.detail, after);
         // The other endpoints: a banner on each, and 587 refusing mail before STARTTLS.
         const endpoints = report.servers[0].checks.filter((c) => c.name.startsWith("endpoint "));
-        assert.deepEqual(endpoints.map((c) => [c.name, c.ok]), [[`endpoint ${address}:587`, true], ["endpoint [::1]:25", true], ["endpoint [::1]:587", true]],
+        assert.deepEqual(endpoints.map((c) => [c.name, c.ok]), [["endpoint [::1]:587", true], [`endpoint ${address}:25`, true], [`endpoint ${address}:587`, true]],
             JSON.stringify(endpoints));
         assert.match(endpoints[0].detail, /^530 /);
         console.log(`# features: certificate renewed ${before.slice(0, 11)}... -> ${after.slice(0, 11)}...; verify ${report.passed}/${report.passed + report.failed}`);
