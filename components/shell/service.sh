@@ -3,8 +3,10 @@
 # else restarted or reloaded when a file step asked for it (each leaves its request in STATE).
 # Then the deploy check: postfix runs, each listen address answers 220 on each port, and a client
 # outside the trusted networks cannot relay (relay-probe.sh, the same probe `npm run verify` runs,
-# given on standard input). A failed check fails `pulumi up`: then every check has its line; when
-# all pass, one line says what was done and checked. Nothing is ever sent.
+# given on standard input). When all pass, one line says what was done and checked. A failed check
+# rolls the server back to the last configuration that passed, restarts postfix and checks it
+# again, then fails `pulumi up`: every check has its line, and one sentence says what was done.
+# Nothing is ever sent.
 #
 # Usage: service.sh apply STATE CHANGES PORTS ADDRESS...   stdin: relay-probe.sh
 #        service.sh stop                                   (the component is destroyed)
@@ -46,19 +48,89 @@ ports=$4
 shift 4
 # Read before postfix is touched: script(1) would hand standard input to postfix.
 probe_script=$(cat)
-if ! running; then
-    control start
-    action=started
-elif [ -e "$state/restart" ]; then
-    control restart
-    action=restarted
-elif [ -e "$state/reload" ]; then
-    control reload
-    action=reloaded
-else
-    action="left running (no reload needed)"
-fi
-rm -f "$state/restart" "$state/reload"
+addresses=("$@")
+started_at=$(date +%s%N)
+
+# The rollback's records, kept by write-file.sh in STATE: good/KIND@PATH is a file as it was
+# before its first change since the last check that passed (KIND@PATH.absent: it did not exist);
+# pending/KIND@PATH is content of the stack that a failed check rolled back, installed again by
+# the next run. PATH has its slashes as %.
+path_of() { # entry -> /etc/postfix/main.cf
+    local entry=${1##*/}
+    entry=${entry#*@}
+    entry=${entry%.absent}
+    printf '%s' "$entry" | tr % /
+}
+# What postfix reads besides the file itself.
+rebuild() { # kind path
+    case "$1" in
+        aliases) newaliases ;;
+        virtual) postmap "hash:$2" ;;
+    esac
+}
+# Only one script at a time edits main.cf (write-file.sh and relay-probe.sh take the same lock).
+lock_main_cf() {
+    mkdir -p "$state"
+    exec 8>"$state/main-cf.lock"
+    flock -w 60 8 || { echo "pulumi-postfix: another pulumi-postfix run or npm run verify holds the main.cf lock: waited 60 s" >&2; exit 1; }
+}
+unlock_main_cf() { exec 8>&-; }
+# A file restored or installed: dated 2 s back, so that postfix reads it at once (see write-file.sh).
+put() { # from to
+    cp -p "$1" "$2"
+    touch -d "@$(($(date +%s) - 2))" "$2"
+}
+
+# The stack's content that a failed check rolled back comes back first, to be checked again.
+install_pending() {
+    local entry kind path
+    for entry in "$state"/pending/*@*; do
+        [ -e "$entry" ] || continue
+        (umask 077; mkdir -p "$state/good")
+        kind=${entry##*/}
+        kind=${kind%%@*}
+        path=$(path_of "$entry")
+        if [ ! -e "$state/good/${entry##*/}" ] && [ ! -e "$state/good/${entry##*/}.absent" ]; then
+            if [ -f "$path" ]; then cp -p "$path" "$state/good/${entry##*/}"; else : >"$state/good/${entry##*/}.absent"; fi
+        fi
+        put "$entry" "$path"
+        rm -f "$entry"
+        rebuild "$kind" "$path"
+        touch "$state/restart"
+        reinstalled="${reinstalled:+$reinstalled, }$path"
+    done
+}
+
+# Every file changed since the last check that passed goes back to what it was; the stack's
+# content goes to pending/, for the next run to try again.
+roll_back() {
+    local entry name kind path
+    for entry in "$state"/good/*@*; do
+        [ -e "$entry" ] || continue
+        (umask 077; mkdir -p "$state/pending")
+        name=${entry##*/}
+        name=${name%.absent}
+        kind=${name%%@*}
+        path=$(path_of "$entry")
+        if [ -f "$path" ]; then mv -f "$path" "$state/pending/$name"; fi
+        case "$entry" in
+            *.absent) rm -f "$path" ;;
+            *) put "$entry" "$path" ;;
+        esac
+        rm -f "$entry"
+        rebuild "$kind" "$path" || true
+        restored="${restored:+$restored, }$path"
+    done
+}
+
+# Postfix started when down, else as asked; a failure is a failed check, not the end.
+apply() { # restart|reload|start
+    local out
+    if [ "$1" != start ] && ! running; then set -- start; fi
+    if out=$(control "$1" 2>&1); then return 0; fi
+    report FAIL "postfix $1 failed: $(printf '%s' "$out" | tr '\n' ' ')"
+    return 1
+}
 
 failures=0
 lines=""
@@ -75,47 +147,88 @@ reply() { # the last line of the next SMTP reply (10 s at most)
     echo 'no reply'
 }
 
-if postfix status >/dev/null 2>&1; then report ok 'postfix is running'; else report FAIL 'postfix is not running'; fi
-for address in "$@"; do
-    host=${address#[}
-    host=${host%]}
-    for port in $ports; do
-        if ! exec 3<>"/dev/tcp/$host/$port"; then
-            report FAIL "$address:$port does not answer"
-            continue
-        fi
-        banner=$(reply)
-        case "$banner" in 220*) report ok "$address:$port answers: $banner" ;; *) report FAIL "$address:$port answers: $banner" ;; esac
-        answered="${answered:+$answered, }$address:$port"
-        printf 'QUIT\r\n' >&3
-        reply >/dev/null
-        exec 3>&- 3<&-
+# The deploy check: postfix runs, 220 on every address and port, and no relay for an outsider.
+check() {
+    local address host port banner probe xclient rcpt before after status why errors
+    answered=""
+    if running; then report ok 'postfix is running'; else report FAIL 'postfix is not running'; fi
+    for address in "${addresses[@]}"; do
+        host=${address#[}
+        host=${host%]}
+        for port in $ports; do
+            if ! exec 3<>"/dev/tcp/$host/$port"; then
+                report FAIL "$address:$port does not answer"
+                continue
+            fi
+            banner=$(reply)
+            case "$banner" in 220*) report ok "$address:$port answers: $banner" ;; *) report FAIL "$address:$port answers: $banner" ;; esac
+            answered="${answered:+$answered, }$address:$port"
+            printf 'QUIT\r\n' >&3
+            reply >/dev/null
+            exec 3>&- 3<&-
+        done
     done
-done
+    errors=$(mktemp)
+    if probe=$(bash -c "$probe_script" relay-probe "${addresses[0]}" 2>"$errors"); then
+        value() { printf '%s\n' "$probe" | sed -n "s/^$1=//p"; }
+        xclient=$(value xclient)
+        rcpt=$(value rcpt)
+        case "$xclient|$rcpt" in
+            220*'|5'*) report ok "an outside client cannot relay: $rcpt"; refusal=${rcpt%% *} ;;
+            220*) report FAIL "OPEN RELAY: an outside client got '$rcpt' for an outside recipient" ;;
+            *) report FAIL "could not pose as an outside client (XCLIENT answered '$xclient')" ;;
+        esac
+        read -r before after <<<"$(value main_cf)"
+        if [ -z "$before" ] || [ "$before" != "$after" ]; then report FAIL "main.cf was not restored after the relay probe"; fi
+        if [ -n "$(value left)" ]; then report FAIL "the relay probe could not withdraw XCLIENT: $(value left)"; fi
+    else
+        status=$?
+        why=$(tr '\n' ' ' <"$errors")
+        report FAIL "relay probe: ${why:-it exited $status with no message}"
+    fi
+    rm -f "$errors"
+}
 
-errors=$(mktemp)
-trap 'rm -f "$errors"' EXIT
-if probe=$(bash -c "$probe_script" relay-probe "$1" 2>"$errors"); then
-    value() { printf '%s\n' "$probe" | sed -n "s/^$1=//p"; }
-    xclient=$(value xclient)
-    rcpt=$(value rcpt)
-    case "$xclient|$rcpt" in
-        220*'|5'*) report ok "an outside client cannot relay: $rcpt"; refusal=${rcpt%% *} ;;
-        220*) report FAIL "OPEN RELAY: an outside client got '$rcpt' for an outside recipient" ;;
-        *) report FAIL "could not pose as an outside client (XCLIENT answered '$xclient')" ;;
-    esac
-    read -r before after <<<"$(value main_cf)"
-    if [ -z "$before" ] || [ "$before" != "$after" ]; then report FAIL "main.cf was not restored after the relay probe"; fi
-    if [ -n "$(value left)" ]; then report FAIL "the relay probe could not withdraw XCLIENT: $(value left)"; fi
+lock_main_cf
+install_pending
+unlock_main_cf
+if ! running; then
+    verb=start action=started
+elif [ -e "$state/restart" ]; then
+    verb=restart action=restarted
+elif [ -e "$state/reload" ]; then
+    verb=reload action=reloaded
 else
-    status=$?
-    why=$(tr '\n' ' ' <"$errors")
-    report FAIL "relay probe: ${why:-it exited $status with no message}"
+    verb="" action="left running (no reload needed)"
+fi
+if [ -z "$verb" ] || apply "$verb"; then check; fi
+if [ "$failures" -eq 0 ]; then
+    rm -rf "$state/restart" "$state/reload" "$state/good" "$state/pending"
+    echo "postfix $action${reinstalled:+ (again with $reinstalled)}; checks passed: postfix running, 220 on ${answered:-}, relay refused ($refusal)"
+    exit 0
 fi
 
-if [ "$failures" -gt 0 ]; then
-    printf '%s' "$lines"
-    echo "pulumi-postfix: the server failed $failures check(s) after the deployment (above)" >&2
+# Failed: back to the last configuration that passed, checked again. The stack's configuration is
+# kept in pending/ (and this step fails, so the engine runs it again next time): the state never
+# says the rejected configuration is live, and the next pulumi up tries it again.
+printf '%s' "$lines"
+failed=$failures
+lock_main_cf
+roll_back
+unlock_main_cf
+if [ -z "${restored:-}" ]; then
+    echo "pulumi-postfix: the server failed $failed check(s) after the deployment (above); no file had changed since the last check that passed, so there is nothing to roll back" >&2
     exit 1
 fi
-echo "postfix $action; checks passed: postfix running, 220 on ${answered:-}, relay refused ($refusal)"
+rm -f "$state/restart" "$state/reload"
+failures=0 lines=""
+if apply restart; then check; fi
+live_ms=$((($(date +%s%N) - started_at) / 1000000))
+if [ "$failures" -eq 0 ]; then
+    echo "rolled back at $(date -u '+%H:%M:%S') UTC, $live_ms ms after the service step started: restored $restored; checks passed again"
+    echo "pulumi-postfix: the server failed $failed check(s) after the deployment (above), so it was rolled back to the last configuration that passed, which passes again. Fix the stack and run pulumi up again" >&2
+    exit 1
+fi
+printf 'after the rollback:\n%s' "$lines"
+echo "pulumi-postfix: the server failed $failed check(s) after the deployment, and the configuration from before it, restored ($restored), fails too (above): the host changed on its own? Nothing more is rolled back; fix the host, then pulumi up" >&2
+exit 1

@@ -13,7 +13,8 @@
 #          alias names, as /etc/aliases is written beside the virtual map); sasl-passwd (postfix
 #          reads it at each delivery: no reload)
 #   MODE   0644 or 0600
-#   STATE  the folder where the service step finds the reload and restart requests
+#   STATE  the folder where the service step finds the reload and restart requests, and the
+#          records it rolls back with (good/, pending/)
 set -eu
 # Targets are split on spaces and commas, never globbed.
 set -f
@@ -102,6 +103,12 @@ if [ "$kind" = master-cf ]; then produce_master_cf; else cat >"$new"; fi
 # dated 2 s back, and postfix check and the reload read it at once.
 touch -d "@$(($(date +%s) - 2))" "$new"
 if [ "$kind" = main-cf ]; then lock_main_cf; fi
+# The rollback's records (see service.sh): good/ keeps each file as it was before its first change
+# since the last deploy check that passed; pending/ keeps what a failed check rolled back. Either
+# way, once this content is live, a pending copy of this file is stale. The credentials are not
+# part of it: no check depends on them and nothing reloads for them.
+entry="$kind@$(printf '%s' "$dest" | tr / %)"
+rm -f "$state/pending/$entry"
 if [ -f "$dest" ] && cmp -s "$new" "$dest"; then
     echo "unchanged: $dest"
     exit 0
@@ -120,6 +127,12 @@ case "$kind" in
 esac
 chmod "$mode" "$new"
 chown 0:0 "$new"
+if [ "$kind" != sasl-passwd ]; then
+    (umask 077; mkdir -p "$state/good")
+    if [ ! -e "$state/good/$entry" ] && [ ! -e "$state/good/$entry.absent" ]; then
+        if [ -f "$dest" ]; then cp -p "$dest" "$state/good/$entry"; else : >"$state/good/$entry.absent"; fi
+    fi
+fi
 # A secret (0600) leaves no old copy behind.
 if [ "$mode" != 0600 ] && [ -f "$dest" ]; then cp -p "$dest" "$dest.previous"; fi
 mv -f "$new" "$dest"

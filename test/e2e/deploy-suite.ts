@@ -189,22 +189,62 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             assert.match(banner, /^220 mx\.e2e\.test ESMTP$/);
         });
 
-        test("a deployment that opens the relay fails pulumi up, and the next good one fixes it", () => {
-            // Trust everyone: recipient restrictions keep permit_mynetworks first, so this relays.
+        test("a deployment that opens the relay fails, is rolled back at once (twice), and the next good one deploys", () => {
+            const good = { messageSizeLimit: 10485760, listenAddresses: [address, secondAddress] };
+            const goodMainCf = hostOk(name, "cat /etc/postfix/main.cf");
+            // Trusts everyone: without the rollback, an outsider could relay right after the failed run.
             // (Relay and recipient restrictions both "permit" would not relay: smtpd refuses to start.)
             const open = { mynetworks: "0.0.0.0/0", smtpd_client_restrictions: "permit", smtpd_relay_restrictions: "permit" };
-            stack.configure(config({ messageSizeLimit: 10485760, listenAddresses: [address, secondAddress], unsafe: open }));
-            const up = stack.run(["up", "--yes", "--skip-preview"]);
-            assert.notEqual(up.status, 0, "pulumi up must fail");
-            assert.match(up.stdout + up.stderr, /OPEN RELAY: an outside client got '250 2\.1\.5 Ok'/);
-            stack.configure(config({ messageSizeLimit: 10485760, listenAddresses: [address, secondAddress] }));
+            stack.configure(config({ ...good, unsafe: open }));
+            const outsiderRelays = () => swaks(address, outsider, ["--ehlo", "mail.example.invalid", "--from", "x@example.invalid", "--to", "someone@example.invalid", "--quit-after", "RCPT"]);
+            for (const run of ["first", "second"]) {
+                const up = stack.run(["up", "--yes", "--skip-preview"]);
+                const output = up.stdout + up.stderr;
+                assert.notEqual(up.status, 0, `${run} pulumi up must fail`);
+                assert.match(output, /OPEN RELAY: an outside client got '250 2\.1\.5 Ok'/);
+                assert.match(output, /so it was rolled back to the last configuration that passed, which passes again/);
+                const refused = outsiderRelays();
+                assert.ok(replies(refused).some((l) => /^554 5\.7\.1 .*Client host rejected/.test(l)), `${run}: an outsider is refused right after:\n${refused.transcript}`);
+                assert.equal(hostOk(name, "cat /etc/postfix/main.cf"), goodMainCf, `${run}: main.cf is the last good one, byte for byte`);
+                // How long the open configuration was live: from main.cf's write to the rollback.
+                const written = /mx-main-cf .*changed: \/etc\/postfix\/main\.cf .* at \d{4}-\d\d-\d\d (\d\d:\d\d:\d\d) UTC/.exec(output)?.[1];
+                const rolledBack = /rolled back at (\d\d:\d\d:\d\d) UTC, (\d+) ms after the service step started/.exec(output);
+                if (rolledBack) {
+                    const at = (t: string) => t.split(":").reduce((sum, part) => sum * 60 + Number(part), 0);
+                    console.log(`# ${suite}: ${run} failed up, ${output.trim().split("\n").length} lines; rolled back ${rolledBack[2]} ms into the service step`
+                        + (written ? `, ${at(rolledBack[1]) - at(written)} s after main.cf was written` : " (main.cf written by an earlier run)"));
+                }
+                assert.equal(hostSh(name, "postconf -n | grep -c smtpd_authorized_xclient_hosts").stdout.trim(), "0", "the probe leaves no XCLIENT behind");
+            }
+            // What the stack wants and the server does not run, shown before the fix.
+            const pending = stack.changes().servers[0].changes ?? [];
+            assert.ok(pending.some((c) => c.file === "/etc/postfix/main.cf"), JSON.stringify(pending));
+            stack.configure(config(good));
             // The failed check kept its old state; the fixing run must check the server again all the same.
             assert.equal(stack.plannedChanges()["mx-service"], "update");
             const fixed = stack.up();
-            assert.match(fixed.stdout, /mx-service updated .*postfix reloaded; checks passed/);
-            const outside = swaks(address, outsider, ["--ehlo", "mail.example.invalid", "--from", "x@example.invalid", "--to", "someone@example.invalid", "--quit-after", "RCPT"]);
+            assert.match(fixed.stdout, /mx-service updated .*checks passed/);
+            assert.equal(hostOk(name, "cat /etc/postfix/main.cf"), goodMainCf);
+            const outside = outsiderRelays();
             assert.ok(replies(outside).some((l) => /^554 5\.7\.1 .*Client host rejected/.test(l)), outside.transcript);
-            assert.equal(hostSh(name, "postconf -n | grep -c smtpd_authorized_xclient_hosts").stdout.trim(), "0", "the probe leaves no XCLIENT behind");
+        });
+
+        if (booted) test("a deployment that leaves a port deaf (an address not on the host) is rolled back; every address answers again", () => {
+            const good = { messageSizeLimit: 10485760, listenAddresses: [address, secondAddress] };
+            const goodMainCf = hostOk(name, "cat /etc/postfix/main.cf");
+            stack.configure(config({ ...good, listenAddresses: [address, secondAddress, `${subnet}.77`] }));
+            const up = stack.run(["up", "--yes", "--skip-preview"]);
+            const output = up.stdout + up.stderr;
+            assert.notEqual(up.status, 0);
+            assert.match(output, /FAIL (postfix is not running|postfix restart failed|127\.\d+\.\d+\.77:25 does not answer)/);
+            assert.match(output, /rolled back to the last configuration that passed, which passes again/);
+            console.log(`# ${suite}: deaf port: ${output.split("\n").filter((l) => /^\s*(FAIL|rolled back)/.test(l.trim())).map((l) => l.trim()).join(" | ")}`);
+            assert.equal(hostOk(name, "cat /etc/postfix/main.cf"), goodMainCf);
+            for (const a of [address, secondAddress]) {
+                assert.match(replies(swaks(a, lanClient, ["--ehlo", "pc.e2e.test", "--quit-after", "EHLO"]))[0], /^220 mx\.e2e\.test ESMTP$/, a);
+            }
+            stack.configure(config(good));
+            stack.up();
         });
 
         if (booted) test("after a reboot postfix runs without pulumi up, held mail is delivered, verify passes, nothing to plan", async () => {

@@ -102,7 +102,7 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
         child.stdout.on("data", (chunk) => (stdout += chunk));
         const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
         const calls = readFileSync(log, "utf8").trim().split("\n").filter((c) => c !== "postfix status");
-        return { status, stdout: stdout.trim(), calls, left: readdirSync(state) };
+        return { status, stdout: stdout.trim(), calls, left: readdirSync(state).filter((f) => f !== "main-cf.lock") };
     };
     try {
         const checked = `checks passed: postfix running, 220 on 127.0.0.1:${port}, relay refused (554)`;
@@ -117,7 +117,74 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
         writeFileSync(join(dir, "postfix"), `#!/bin/sh\necho "postfix $*" >>${shq(log)}\n[ "$1" != start ] || { echo 'fatal: bad config' >&2; exit 1; }\nexit 1\n`, { mode: 0o755 });
         const failed = await run("reload");
         assert.equal(failed.status, 1, "postfix did not start: the step fails");
-        assert.deepEqual(failed.left, ["reload"], "the request stays for the next run");
+        assert.match(failed.stdout, /^FAIL postfix start failed: fatal: bad config/m, "a failed start is a failed check, with its reason");
+        assert.deepEqual(failed.left, ["reload"], "nothing to roll back: the request stays for the next run");
+    } finally {
+        server.close();
+    }
+});
+
+test("a failed deploy check rolls back to the last configuration that passed, keeps the stack's for the next run, and says so", async () => {
+    // Stand-ins: postfix(1) that is always running; a greeting SMTP listener; a relay probe that
+    // finds an open relay while the managed file says "open".
+    const dir = mkdtempSync(join(tmpdir(), "rollback-"));
+    const state = join(dir, "state");
+    const file: ManagedFile = { path: join(dir, "etc", "main.cf"), mode: "0644", kind: "plain" };
+    writeFileSync(join(dir, "postfix"), `#!/bin/sh
+echo "postfix $*" >>${shq(join(dir, "log"))}
+`, { mode: 0o755 });
+    const server = createServer((socket) => {
+        socket.write("220 mx.e2e.test ESMTP\r\n");
+        socket.on("data", () => socket.end("221 2.0.0 Bye\r\n"));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const openProbe = `if grep -q open ${shq(file.path)}; then r='250 2.1.5 Ok'; else r='554 5.7.1 Relay access denied'; fi; printf 'xclient=220 2.0.0 Ok\\nrcpt=%s\\nmain_cf=1 1\\n' "$r"`;
+    const service = async (probe = openProbe) => {
+        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "127.0.0.1"],
+            { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+        child.stdin.end(probe);
+        let output = "";
+        child.stdout.on("data", (chunk) => (output += chunk));
+        child.stderr.on("data", (chunk) => (output += chunk));
+        const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+        return { status, output };
+    };
+    const live = () => readFileSync(file.path, "utf8");
+    try {
+        mkdirSync(join(dir, "etc"));
+        assert.equal(writeFile(file, state, "closed\n").status, 0);
+        assert.equal((await service()).status, 0, "the first configuration passes");
+        assert.deepEqual(readdirSync(state).filter((f) => f !== "main-cf.lock"), [], "passed: no records left");
+
+        assert.equal(writeFile(file, state, "open\n").status, 0);
+        const failed = await service();
+        assert.equal(failed.status, 1);
+        assert.match(failed.output, /^FAIL OPEN RELAY: an outside client got '250 2\.1\.5 Ok'/m);
+        assert.match(failed.output, new RegExp(`^rolled back at \\d\\d:\\d\\d:\\d\\d UTC, \\d+ ms after the service step started: restored ${file.path}; checks passed again$`, "m"));
+        assert.match(failed.output, /the server failed 1 check\(s\) after the deployment \(above\), so it was rolled back to the last configuration that passed/);
+        assert.equal(live(), "closed\n", "the last good file is live again");
+
+        // The same stack again: the rejected content comes back, fails, and is rolled back again.
+        const again = await service();
+        assert.equal(again.status, 1);
+        assert.match(again.output, /OPEN RELAY/);
+        assert.equal(live(), "closed\n");
+
+        // The stack fixed: the file step finds the live file as wanted, and the pending copy goes.
+        const fixed = writeFile(file, state, "closed\n");
+        assert.match(fixed.stdout, /^unchanged: /m);
+        const passed = await service();
+        assert.equal(passed.status, 0, passed.output);
+        assert.deepEqual(readdirSync(state).filter((f) => f !== "main-cf.lock"), []);
+
+        // The last good configuration itself fails (the host broke on its own): said plainly, no loop.
+        assert.equal(writeFile(file, state, "open\n").status, 0);
+        const broken = await service("exit 3");
+        assert.equal(broken.status, 1);
+        assert.match(broken.output, /^after the rollback:\nok postfix is running/m);
+        assert.match(broken.output, /and the configuration from before it, restored \(.*main\.cf\), fails too \(above\): the host changed on its own\? Nothing more is rolled back/);
+        assert.equal(live(), "closed\n");
     } finally {
         server.close();
     }
