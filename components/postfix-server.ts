@@ -6,7 +6,7 @@ import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fingerprint, parseHostKey } from "./core/known-hosts";
 import { HostKeyError, trustedHostKey } from "./host-key";
-import { shellFile } from "./shell-files";
+import { shellBundle, shellFile } from "./shell-files";
 import { renderAliases, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "./core/files";
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
@@ -15,7 +15,7 @@ import {
     MANAGED_FILES, packagesFor, ManagedFile, parseHostFacts, writeFileArgs,
 } from "./core/scripts";
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
-import { remoteCommand } from "./core/shell";
+import { remoteCommand, remoteScript } from "./core/shell";
 import { expandHome, SshOptions, SshSettings, validateSsh } from "./core/ssh";
 import { ConfigError, relayPasswordProblem, validateMailOptions } from "./core/validate";
 
@@ -106,30 +106,38 @@ export class PostfixServer extends pulumi.ComponentResource {
             addPreviousOutputInEnv: false,
         }, parent);
 
+        // The host scripts, copied once per version into a folder named by their hash: every other
+        // step runs its script there by path, so a failure shows the step's own lines, not a script.
+        const bundle = shellBundle();
+        const scriptsDir = `${PATHS.stateDir}/scripts/${bundle.hash}`;
+        const scripts = new command.remote.Command(`${name}-scripts`, {
+            connection,
+            create: remoteCommand(shellFile("install-scripts.sh"), ssh.user, "sh", ["install", scriptsDir]),
+            stdin: bundle.text,
+            delete: remoteCommand(shellFile("install-scripts.sh"), ssh.user, "sh", ["remove", scriptsDir]),
+            addPreviousOutputInEnv: false,
+        }, { ...parent, dependsOn: [reachable] });
+
         // One remote command per step; each opens its own SSH connection and runs only when its inputs change.
-        // A step's script is a file of components/shell/; its values come as arguments (quoted by
-        // remoteCommand) and its contents and secrets on standard input.
-        type Body = {
-            create: pulumi.Input<string>; args?: pulumi.Input<string[]>; stdin?: pulumi.Input<string>;
-            delete?: string; deleteArgs?: string[]; shell?: "bash";
-        };
+        // A step's script is a file of components/shell/ on the host; its values come as arguments
+        // (quoted by remoteScript) and its contents and secrets on standard input.
+        type Body = { script: string; args?: pulumi.Input<string[]>; stdin?: pulumi.Input<string>; deleteArgs?: string[]; shell?: "bash" };
         const step = (stepName: string, body: Body, dependsOn: pulumi.Resource[]) =>
             new command.remote.Command(`${name}-${stepName}`, {
                 connection,
-                create: pulumi.all([body.create, body.args ?? []]).apply(([script, args]) => remoteCommand(script, ssh.user, body.shell, args)),
+                create: pulumi.output(body.args ?? []).apply((args) => remoteScript(`${scriptsDir}/${body.script}`, ssh.user, body.shell, args)),
                 stdin: body.stdin,
-                delete: body.delete === undefined ? undefined : remoteCommand(body.delete, ssh.user, body.shell, body.deleteArgs),
+                delete: body.deleteArgs === undefined ? undefined : remoteScript(`${scriptsDir}/${body.script}`, ssh.user, body.shell, body.deleteArgs),
                 // sshd refuses unknown environment variables, and no step needs its previous output.
                 addPreviousOutputInEnv: false,
-            }, { ...parent, dependsOn: [reachable, ...dependsOn] });
+            }, { ...parent, dependsOn: [reachable, scripts, ...dependsOn] });
 
         // Packages and mail users in one step: every file step needs both, and a step is an SSH session.
         const packages = packagesFor(settings.relayHost?.username !== undefined);
         const install = step("install", {
-            create: shellFile("install.sh"),
+            script: "install.sh",
             args: ["install", String(settings.aptLockTimeoutSeconds), packages.join(" "), settings.mailUsers.join(" ")],
             stdin: renderPreseed(settings),
-            delete: shellFile("install.sh"),
             deleteArgs: ["remove", "postfix postfix-doc", PATHS.stateDir],
         }, []);
 
@@ -140,11 +148,10 @@ export class PostfixServer extends pulumi.ComponentResource {
         // Each file: written only when its content differs; its change requests a reload (lookup tables excepted).
         const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false) =>
             step(stepName, {
-                create: shellFile("write-file.sh"),
+                script: "write-file.sh",
                 args: writeFileArgs(managed, settings.aliases.map((alias) => alias.name)),
                 stdin: content,
-                delete: removeOnDestroy ? shellFile("write-file.sh") : undefined,
-                deleteArgs: ["remove", managed.path],
+                deleteArgs: removeOnDestroy ? ["remove", managed.path] : undefined,
             }, after);
         const relay = settings.relayHost;
         const saslPasswd = relay?.username && relayPassword !== undefined
@@ -181,10 +188,9 @@ export class PostfixServer extends pulumi.ComponentResource {
         const addresses = settings.listenAddresses.map(postfixAddress);
         const ports = settings.submission ? [25, 587] : [25];
         step("service", {
-            create: shellFile("service.sh"),
+            script: "service.sh",
             args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), ...addresses]),
             stdin: shellFile("relay-probe.sh"),
-            delete: shellFile("service.sh"),
             deleteArgs: ["stop"],
             shell: "bash",
         }, fileSteps);

@@ -1,6 +1,7 @@
-// The shell scripts of components/shell/, read as text and handed to commands with their
-// arguments in the environment or on standard input.
-import { existsSync, readFileSync } from "node:fs";
+// The shell scripts of components/shell/: copied to the host once per version (shellBundle) and
+// run there by path with their arguments, or read as text (the workstation's SSH check, verify).
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 // Beside this file when Pulumi runs the TypeScript program; two levels up from the compiled copy
@@ -11,4 +12,17 @@ const SHELL_DIR = [join(__dirname, "shell"), join(__dirname, "..", "..", "compon
 /** The text of `components/shell/<name>`. */
 export function shellFile(name: string): string {
     return readFileSync(join(SHELL_DIR, name), "utf8");
+}
+
+/** Scripts that run on the workstation, not on the host. */
+const WORKSTATION_SCRIPTS = new Set(["ssh-reachable.sh"]);
+
+/**
+ * Every host script of components/shell/, as the scripts step hands them to the host: one line each,
+ * `NAME BASE64`, and a hash of them all, which names their folder on the host.
+ */
+export function shellBundle(): { hash: string; text: string } {
+    const names = readdirSync(SHELL_DIR).filter((name) => name.endsWith(".sh") && !WORKSTATION_SCRIPTS.has(name)).sort();
+    const text = names.map((name) => `${name} ${readFileSync(join(SHELL_DIR, name)).toString("base64")}\n`).join("");
+    return { hash: createHash("sha256").update(text).digest("hex").slice(0, 16), text };
 }

@@ -20,3 +20,9 @@ export function remoteCommand(body: string, user: string, shell: "sh" | "bash" =
     const run = [`${shell} -c ${shq(body)}`, ...(args.length > 0 ? ["pulumi-postfix", ...args.map(shq)] : [])].join(" ");
     return user === "root" ? run : `sudo -n ${run}`;
 }
+
+/** The command line that runs a script already on the host, by path, with its arguments (each quoted). */
+export function remoteScript(path: string, user: string, shell: "sh" | "bash" = "sh", args: readonly string[] = []): string {
+    const run = [shell, shq(path), ...args.map(shq)].join(" ");
+    return user === "root" ? run : `sudo -n ${run}`;
+}

@@ -10,7 +10,7 @@ import { after, describe, test } from "node:test";
 import { REPO } from "../support/stack";
 import { Stack } from "./support/pulumi";
 
-const STEPS = ["ssh-reachable", "install", "tls-key", "tls-cert", "mailname", "virtual-aliases", "aliases", "main-cf", "master-cf", "service"];
+const STEPS = ["ssh-reachable", "scripts", "install", "tls-key", "tls-cert", "mailname", "virtual-aliases", "aliases", "main-cf", "master-cf", "service"];
 
 /**
  * A workstation user's home whose ~/.ssh/known_hosts knows the example stacks' servers, as after

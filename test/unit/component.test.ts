@@ -86,6 +86,7 @@ test("the graph: steps, their order, their parent", async () => {
         "command:remote:Command server-mailname",
         "command:remote:Command server-main-cf",
         "command:remote:Command server-master-cf",
+        "command:remote:Command server-scripts",
         "command:remote:Command server-service",
         "command:remote:Command server-tls-cert",
         "command:remote:Command server-tls-key",
@@ -98,23 +99,30 @@ test("the graph: steps, their order, their parent", async () => {
     for (const r of registered.filter((r) => r.type === "command:remote:Command")) {
         assert.equal(dependsOn.get(r.name)![0], probe, `${r.name}: SSH is checked before any session`);
     }
-    assert.deepEqual(dependsOn.get("server-install"), [probe]);
-    assert.deepEqual(dependsOn.get("server-aliases"), [probe, "server-install"], "alias users exist first (the install step creates them)");
-    assert.deepEqual(dependsOn.get("server-virtual-aliases"), [probe, "server-install"], "beside /etc/aliases, not after it");
+    // The scripts go to the host first, into a folder named by their hash; every step runs its own there.
+    assert.deepEqual(dependsOn.get("server-scripts"), [probe]);
+    const scripts = registered.find((r) => r.name === "server-scripts")!;
+    const folder = /'install' '(\/var\/lib\/pulumi-postfix\/scripts\/[0-9a-f]{16})'$/.exec(scripts.inputs.create)?.[1];
+    assert.ok(folder, scripts.inputs.create);
+    assert.match(scripts.inputs.stdin, /^install\.sh [A-Za-z0-9+/=]+$/m, "the scripts on standard input, one line each");
+    assert.doesNotMatch(scripts.inputs.stdin, /^ssh-reachable\.sh /m, "the workstation's own script stays home");
+    const p = (...names: string[]) => [probe, "server-scripts", ...names];
+    assert.deepEqual(dependsOn.get("server-install"), p());
+    assert.deepEqual(dependsOn.get("server-aliases"), p("server-install"), "alias users exist first (the install step creates them)");
+    assert.deepEqual(dependsOn.get("server-virtual-aliases"), p("server-install"), "beside /etc/aliases, not after it");
     const virtual = registered.find((r) => r.name === "server-virtual-aliases")!;
-    assert.match(virtual.inputs.create, / pulumi-postfix 'write' 'virtual' '\/etc\/postfix\/virtual' '0644' '\/var\/lib\/pulumi-postfix'( '(root|postmaster)'){2}$/,
-        "write-file.sh, then its arguments: the alias names last, for the check of local targets");
-    assert.deepEqual(dependsOn.get("server-master-cf"), [probe, "server-install"]);
-    assert.deepEqual(dependsOn.get("server-main-cf"), [probe, "server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-master-cf"],
+    assert.equal(virtual.inputs.create, `sudo -n sh '${folder}/write-file.sh' 'write' 'virtual' '/etc/postfix/virtual' '0644' '/var/lib/pulumi-postfix' 'postmaster' 'root'`,
+        "write-file.sh by path, then its arguments: the alias names last, for the check of local targets");
+    assert.deepEqual(dependsOn.get("server-master-cf"), p("server-install"));
+    assert.deepEqual(dependsOn.get("server-main-cf"), p("server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-master-cf"),
         "main.cf goes live after the files it names, and is checked with the new master.cf");
     assert.deepEqual(dependsOn.get("server-service"),
-        [probe, "server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-aliases", "server-main-cf", "server-master-cf"]);
+        p("server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-aliases", "server-main-cf", "server-master-cf"));
     const service = registered.find((r) => r.name === "server-service")!;
-    assert.match(service.inputs.create, /^sudo -n bash -c '#!\/bin\/bash\n/, "service.sh, run by bash");
-    assert.match(service.inputs.create, / pulumi-postfix 'apply' '\/var\/lib\/pulumi-postfix' '[0-9a-f]{64}' '25' '127\.0\.0\.1' '192\.168\.1\.100'$/,
-        "then its arguments: what to do, the request folder, the file steps' digest, ports, listen addresses");
+    assert.match(service.inputs.create, new RegExp(`^sudo -n bash '${folder}/service\\.sh' 'apply' '/var/lib/pulumi-postfix' '[0-9a-f]{64}' '25' '127\\.0\\.0\\.1' '192\\.168\\.1\\.100'$`),
+        "service.sh by path, run by bash, then its arguments: what to do, the request folder, the file steps' digest, ports, listen addresses");
     assert.match(service.inputs.stdin, /^#!\/bin\/bash\n# The relay probe/, "the relay probe on standard input");
-    assert.match(service.inputs.delete, / pulumi-postfix 'stop'$/);
+    assert.equal(service.inputs.delete, `sudo -n bash '${folder}/service.sh' 'stop'`);
     const check = registered.find((r) => r.name === probe)!;
     assert.deepEqual(check.inputs.environment, {
         PROBE_HOST: "192.168.1.100", PROBE_PORT: "22", PROBE_TIMEOUT: "15", PROBE_ATTEMPTS: "10", PROBE_HOST_KEY: HOST_KEY, PROBE_KEY_SOURCE: KNOWN_HOSTS,
@@ -133,12 +141,12 @@ test("the graph: steps, their order, their parent", async () => {
 
 test("secrets: the TLS key and the SSH key are secret, and never in a command line", async () => {
     const commands = registered.filter((r) => r.type === "command:remote:Command");
-    assert.equal(commands.length, 9);
+    assert.equal(commands.length, 10);
     for (const c of commands) {
         assert.ok(isSecret(c.inputs.connection), `${c.name}: connection is secret`);
         const lines = [plain(c.inputs.create), plain(c.inputs.delete) ?? ""].join("\n");
         assert.ok(!lines.includes("SSH-KEY-MATERIAL") && !lines.includes(TLS_KEY.split("\n")[1]), `${c.name}: no key in its command line`);
-        assert.match(plain(c.inputs.create), /^sudo -n (ba)?sh -c /, `${c.name}: a non-root user goes through sudo`);
+        assert.match(plain(c.inputs.create), /^sudo -n (ba)?sh /, `${c.name}: a non-root user goes through sudo`);
         assert.equal(c.inputs.addPreviousOutputInEnv, false);
     }
     const keyStep = commands.find((c) => c.name === "server-tls-key")!;

@@ -9,8 +9,8 @@ import { test } from "node:test";
 import {
     ManagedFile, MANAGED_FILES, parseHostFacts, writeFileArgs,
 } from "../../components/core/scripts";
-import { remoteCommand, shq } from "../../components/core/shell";
-import { shellFile } from "../../components/shell-files";
+import { remoteCommand, remoteScript, shq } from "../../components/core/shell";
+import { shellBundle, shellFile } from "../../components/shell-files";
 
 
 const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
@@ -36,11 +36,16 @@ test("the host scripts pass shellcheck as the command lines the steps send", { s
             ["write-file.sh", "sh", ["remove", file.path]],
         ]),
     ];
-    for (const [name, shell, args] of sent) {
+    const folder = "/var/lib/pulumi-postfix/scripts/0123456789abcdef";
+    const lines: Array<[string, string]> = [
+        ...sent.map(([name, shell, args]): [string, string] => [`${name} ${args.join(" ")}`, remoteScript(`${folder}/${name}`, "deploy", shell, args)]),
+        ...["install", "remove"].map((verb): [string, string] => [`install-scripts.sh ${verb}`, remoteCommand(shellFile("install-scripts.sh"), "deploy", "sh", [verb, folder])]),
+    ];
+    for (const [what, line] of lines) {
         const file = join(dir, "script.sh");
-        writeFileSync(file, remoteCommand(shellFile(name), "deploy", shell, args));
+        writeFileSync(file, line);
         const result = spawnSync("shellcheck", ["-s", "bash", "-S", "warning", file], { encoding: "utf8" });
-        assert.equal(result.status, 0, `${name} ${args.join(" ")} (sudo command line):\n${result.stdout}`);
+        assert.equal(result.status, 0, `${what} (sudo command line):\n${result.stdout}`);
     }
 });
 
@@ -433,4 +438,26 @@ test("write-if-differs: virtual alias targets must be users or aliases on the ho
     const accepted = run("info@shop.test root, sales-pp, x@lab.test\n@tickets.test root\n", ["postmaster", "sales-pp"]);
     assert.equal(accepted.status, 0, accepted.stderr);
     assert.ok(existsSync(file.path), "an alias name counts as a local target");
+});
+
+test("the scripts step puts every host script in a folder named by their hash, once; a bad name is refused", () => {
+    const dir = mkdtempSync(join(tmpdir(), "scripts-"));
+    const bundle = shellBundle();
+    const folder = join(dir, "scripts", bundle.hash);
+    const run = (verb: string, input = bundle.text) => spawnSync("sh", ["-c", shellFile("install-scripts.sh"), "install-scripts.sh", verb, folder], { input, encoding: "utf8" });
+    const first = run("install");
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /^\d+ scripts installed in /);
+    for (const name of ["install.sh", "write-file.sh", "service.sh", "relay-probe.sh", "install-scripts.sh"]) {
+        assert.equal(readFileSync(join(folder, name), "utf8"), shellFile(name), name);
+    }
+    assert.ok(!existsSync(join(folder, "ssh-reachable.sh")), "the workstation's script is not sent");
+    assert.equal(statSync(folder).mode & 0o777, 0o755);
+    assert.match(run("install").stdout, /^scripts already in place: /);
+    assert.equal(run("remove").status, 0);
+    assert.ok(!existsSync(folder));
+    const bad = run("install", "../evil.sh ZWNobyBoaQ==\n");
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /unexpected script name in the bundle: \.\.\/evil\.sh/);
+    assert.deepEqual(readdirSync(join(dir, "scripts")), [], "nothing half-made is left");
 });
