@@ -86,10 +86,9 @@ describe("SSH host keys: an unknown, a first-used and a changed server key", { t
         assert.equal(execFileSync("ssh-keygen", ["-F", address, "-f", knownHosts], { encoding: "utf8" }).split("\n")[1].split(" ").slice(1).join(" "),
             host.hostPublicKey, "OpenSSH finds the genuine key under the host's address");
         const state = stack.ok(["stack", "export", "--show-secrets"]).stdout;
-        // The TLS key is in it (the tls provider keeps it); the SSH client key must not be.
-        const clientKey = readFileSync(host.privateKeyPath, "utf8").split("\n")[1];
-        assert.ok(!state.includes(clientKey), "with the agent, the SSH key is not in the state, even with secrets shown");
-        assert.doesNotMatch(state, /OPENSSH PRIVATE KEY/);
+        // The TLS key is in it, in PEM and OpenSSH form (the tls provider keeps both); the SSH client key must not be.
+        const clientKey = readFileSync(host.privateKeyPath, "utf8").split("\n").slice(1, -2).join("");
+        assert.ok(clientKey.length > 100 && !state.replace(/\\n/g, "").includes(clientKey), "with the agent, the SSH key is not in the state, even with secrets shown");
         // The next run reads the recorded key like any known one: nothing to do, no SSH.
         const logins = sshLogins(host);
         assert.match(stack.up().stdout, /\b0 to create|unchanged/);
