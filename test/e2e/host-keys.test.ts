@@ -112,6 +112,9 @@ describe("SSH host keys: an unknown, a first-used and a changed server key", { t
         const log = readFileSync(join(host.rootDir, "var/log/sshd.log"), "utf8").split("\n").filter((l) => /Accepted publickey/.test(l)).slice(logins);
         assert.ok(log.length > 0 && log.every((l) => l.includes(keyFingerprint)), `every step logged in with the passphrase-protected key:\n${log.join("\n")}`);
         assert.equal(verifyReport().failed, 0);
+        // As the README says: a key file is stored in the state, encrypted; --show-secrets prints it.
+        const keyText = readFileSync(key, "utf8").split("\n").slice(1, -2).join("");
+        assert.ok(stack.ok(["stack", "export", "--show-secrets"]).stdout.replace(/\\n/g, "").includes(keyText), "a key file lands in the state");
         assert.ok(!(stack.up().stdout + stack.ok(["stack", "export"]).stdout).includes(passphrase), "the passphrase shows nowhere");
     });
 
