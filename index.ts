@@ -28,11 +28,14 @@ const components = servers.map((server) => new PostfixServer(server.name, {
     relayHostPassword: server.settings.relayHost?.username === undefined ? undefined : relayHostPassword,
 }));
 
-/** Per server: where to send mail, the certificate to expect, and what main.cf says. */
+/**
+ * Per server: where to send mail, the certificate to expect, and the Postfix version. (main.cf's
+ * parameters are the component's output, not the stack's: `preview --diff` shows main.cf itself,
+ * and a failed run's display stays short.)
+ */
 export const mailServers = Object.fromEntries(components.map((c, i) => [servers[i].name, {
     smtpEndpoints: c.smtpEndpoints,
     certificateSha256: c.certificateSha256,
     certificatePem: c.certificatePem,
     postfixVersion: c.postfixVersion,
-    mainCfParameters: c.mainCfParameters,
 }]));

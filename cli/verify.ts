@@ -15,6 +15,7 @@ import {
 } from "../components/core/checks";
 import { Change, describeChange, plannedChanges } from "../components/core/changes";
 import { renderAliases, renderMailname, renderVirtualAliases } from "../components/core/files";
+import { formatValue, mainCfParameters } from "../components/core/main-cf";
 import { postfixAddress } from "../components/core/net";
 import { PATHS } from "../components/core/paths";
 import { ConfigError, UNIX_USER } from "../components/core/validate";
@@ -91,7 +92,11 @@ function pulumiJson(args: string[]): any {
 interface ServerOutputs {
     smtpEndpoints: string[];
     certificateSha256: string;
-    mainCfParameters: Record<string, string>;
+}
+
+/** main.cf as the stack's configuration renders it, with the compatibility level the host keeps. */
+function wantedMainCf(plan: ServerPlan, compatibilityLevel: string): Record<string, string> {
+    return Object.fromEntries(mainCfParameters(plan.settings, { compatibilityLevel: compatibilityLevel.trim() }).map(([name, value]) => [name, formatValue(value)]));
 }
 
 interface Target {
@@ -223,7 +228,7 @@ async function hostChecks(ssh: NodeSSH, plan: ServerPlan, outputs: ServerOutputs
     return [
         s.running.status === 0 ? passed("postfix running", firstLine(s.running)) : mismatch("postfix running", "running", firstLine(s.running)),
         s.check.status === 0 && checkOutput === "" ? passed("postfix check", "no warnings") : mismatch("postfix check", "no output", checkOutput.replace(/\n/g, " / ")),
-        s.postconf.status === 0 ? driftCheck(outputs.mainCfParameters, parsePostconf(s.postconf.output)) : failed("main.cf drift", `postconf -n: ${firstLine(s.postconf)}`),
+        s.postconf.status === 0 ? driftCheck(wantedMainCf(plan, s.compatibilityLevel.output), parsePostconf(s.postconf.output)) : failed("main.cf drift", `postconf -n: ${firstLine(s.postconf)}`),
         fileCheck("aliases", PATHS.aliases, renderAliases(plan.settings), s.aliases),
         fileCheck("mailname", PATHS.mailname, renderMailname(plan.settings), s.mailname),
         fileCheck("virtual aliases", PATHS.virtualAliases, renderVirtualAliases(plan.settings), s.virtualAliases),
