@@ -21,8 +21,10 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_DISABLE_REGISTRY_RESOLVE=true
 
 export PULUMI_HOME="${PULUMI_HOME:-$cache_root/pulumi-home}"
-if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
-	mkdir -p "$repo_root/.pulumi" # gitignored
+# The backend: PULUMI_BACKEND_URL, else what `pulumi login` stored in this Pulumi home, else this
+# repository's ./.pulumi (gitignored), so that the demo and the tests need no login.
+if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! grep -q '"current": *"[^"]' "$PULUMI_HOME/credentials.json" 2>/dev/null; then
+	mkdir -p "$repo_root/.pulumi"
 	export PULUMI_BACKEND_URL="file://$repo_root/.pulumi"
 fi
 

@@ -200,6 +200,7 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
             for (const run of ["first", "second"]) {
                 const up = stack.run(["up", "--yes", "--skip-preview"]);
                 const output = up.stdout + up.stderr;
+                if (run === "first") console.log(output.trim().split("\n").map((l) => `#   | ${l}`).join("\n"));
                 assert.notEqual(up.status, 0, `${run} pulumi up must fail`);
                 assert.match(output, /OPEN RELAY: an outside client got '250 2\.1\.5 Ok'/);
                 assert.match(output, /so it was rolled back to the last configuration that passed, which passes again/);
@@ -211,7 +212,7 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
                 const rolledBack = /rolled back at (\d\d:\d\d:\d\d) UTC, (\d+) ms after the service step started/.exec(output);
                 if (rolledBack) {
                     const at = (t: string) => t.split(":").reduce((sum, part) => sum * 60 + Number(part), 0);
-                    console.log(`# ${suite}: ${run} failed up, ${output.trim().split("\n").length} lines; rolled back ${rolledBack[2]} ms into the service step`
+                    console.log(`# ${suite}: ${run} failed up, ${output.trim().split("\n").length} lines, ${(output.length / 1024).toFixed(1)} KB; rolled back ${rolledBack[2]} ms into the service step`
                         + (written ? `, ${at(rolledBack[1]) - at(written)} s after main.cf was written` : " (main.cf written by an earlier run)"));
                 }
                 assert.equal(hostSh(name, "postconf -n | grep -c smtpd_authorized_xclient_hosts").stdout.trim(), "0", "the probe leaves no XCLIENT behind");

@@ -23,7 +23,10 @@ const PASSPHRASE = "shared by the team";
 const postgres = new Postgres(54366);
 const BACKEND = "postgres://pulumi:team-password@127.0.0.1:54366/pulumi?sslmode=disable";
 
-/** One admin's working copy of the project, with a Pulumi home of its own, on the shared backend. */
+/**
+ * One admin's working copy of the project, with a Pulumi home of its own, logged in to the shared
+ * backend as the README's team section says (`pulumi login postgres://...`, no environment override).
+ */
 function workstation(): Stack {
     const dir = mkdtempSync(join(tmpdir(), "pulumi-postfix-ws-"));
     for (const entry of ["Pulumi.yaml", "index.ts", "components", "tsconfig.json", "tsconfig.pulumi.json", "package.json"]) {
@@ -31,7 +34,7 @@ function workstation(): Stack {
     }
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
     mkdirSync(join(dir, "stacks"));
-    return new Stack(STACK, { dir, env: { PULUMI_HOME: join(dir, ".pulumi-home"), PULUMI_BACKEND_URL: BACKEND, PULUMI_CONFIG_PASSPHRASE: PASSPHRASE } });
+    return new Stack(STACK, { dir, env: { PULUMI_HOME: join(dir, ".pulumi-home"), PULUMI_BACKEND_URL: "", PULUMI_CONFIG_PASSPHRASE: PASSPHRASE } });
 }
 
 describe("two workstations sharing one stack's state in PostgreSQL", { timeout: 15 * 60_000 }, () => {
@@ -44,6 +47,7 @@ describe("two workstations sharing one stack's state in PostgreSQL", { timeout: 
         postgres.sql("CREATE ROLE pulumi LOGIN PASSWORD 'team-password'");
         postgres.sql("CREATE DATABASE pulumi OWNER pulumi");
         host = hostUp(name, "bookworm", address);
+        for (const ws of [alice, bob]) ws.ok(["login", BACKEND], { global: true });
         // Alice creates the stack; the stack file (with the passphrase's salt) goes to Bob as git would bring it.
         alice.init(mxConfig({ host, subnet }));
         cpSync(alice.file, bob.file);
@@ -79,6 +83,14 @@ describe("two workstations sharing one stack's state in PostgreSQL", { timeout: 
         assert.match(outputs(bob).mailServers.mx.certificateSha256, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
         const preview = bob.run(["preview", "--expect-no-changes"]);
         assert.equal(preview.status, 0, preview.stdout + preview.stderr);
+    });
+
+    test("pulumi login is what chose the backend: each working copy reports PostgreSQL", () => {
+        for (const ws of [alice, bob]) {
+            const about = ws.ok(["whoami", "--verbose"], { global: true }).stdout;
+            assert.match(about, /Backend URL: postgres:\/\/pulumi:\*+@127\.0\.0\.1:54366\/pulumi|Backend URL: postgres:\/\/pulumi/, about);
+        }
+        assert.doesNotMatch(readFileSync(join(REPO, "Pulumi.yaml"), "utf8"), /^backend:/m, "no project backend outranks the login");
     });
 
     test("the state rows in PostgreSQL hold no secret in clear text", () => {

@@ -44,6 +44,8 @@ export class Stack {
         // The command provider would otherwise try the workstation's SSH agent; a test that
         // means the agent names its socket.
         if (this.place.env?.SSH_AUTH_SOCK === undefined) delete env.SSH_AUTH_SOCK;
+        // A test that means `pulumi login` to choose the backend says so with an empty value.
+        if (env.PULUMI_BACKEND_URL === "") delete env.PULUMI_BACKEND_URL;
         return env;
     }
 
