@@ -88,7 +88,7 @@ describe("SSH host keys: an unknown, a first-used and a changed server key", { t
         const state = stack.ok(["stack", "export", "--show-secrets"]).stdout;
         // The TLS key is in it, in PEM and OpenSSH form (the tls provider keeps both); the SSH client key must not be.
         const clientKey = readFileSync(host.privateKeyPath, "utf8").split("\n").slice(1, -2).join("");
-        assert.ok(clientKey.length > 100 && !state.replace(/\\n/g, "").includes(clientKey), "with the agent, the SSH key is not in the state, even with secrets shown");
+        assert.ok(clientKey.length > 100 && !state.replace(/\\+n/g, "").includes(clientKey), "with the agent, the SSH key is not in the state, even with secrets shown");
         // The next run reads the recorded key like any known one: nothing to do, no SSH.
         const logins = sshLogins(host);
         assert.match(stack.up().stdout, /\b0 to create|unchanged/);
@@ -114,7 +114,7 @@ describe("SSH host keys: an unknown, a first-used and a changed server key", { t
         assert.equal(verifyReport().failed, 0);
         // As the README says: a key file is stored in the state, encrypted; --show-secrets prints it.
         const keyText = readFileSync(key, "utf8").split("\n").slice(1, -2).join("");
-        assert.ok(stack.ok(["stack", "export", "--show-secrets"]).stdout.replace(/\\n/g, "").includes(keyText), "a key file lands in the state");
+        assert.ok(stack.ok(["stack", "export", "--show-secrets"]).stdout.replace(/\\+n/g, "").includes(keyText), "a key file lands in the state");
         assert.ok(!(stack.up().stdout + stack.ok(["stack", "export"]).stdout).includes(passphrase), "the passphrase shows nowhere");
     });
 
