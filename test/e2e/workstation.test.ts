@@ -52,12 +52,19 @@ describe("the quick start as an unprivileged user", { timeout: 10 * 60_000 }, ()
     const name = "e2e-workstation";
     let host: HostInfo;
 
+    const npmCafile = spawnSync("npm", ["config", "get", "cafile"], { encoding: "utf8" }).stdout.trim();
+    const machineCa = process.env.NODE_EXTRA_CA_CERTS || (/^\//.test(npmCafile) ? npmCafile : undefined);
     /** A login shell's work as the user: their HOME and PATH only, nothing of root's environment. */
     const asUser = (script: string) => spawnSync("runuser", ["-u", user, "--", "env", "-i", `HOME=${home}`, `USER=${user}`, `LOGNAME=${user}`,
         `PATH=${home}/.local/node/bin:${home}/.pulumi/bin:/usr/local/bin:/usr/bin:/bin`,
         // This machine reaches no Pulumi service: no update check, no plugin download (a user's laptop needs neither flag).
         "PULUMI_SKIP_UPDATE_CHECK=true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true",
-        "PULUMI_CONFIG_PASSPHRASE=quick start", "bash", "-euc", `cd ${home}\n${script}`], { encoding: "utf8", maxBuffer: 64 << 20 });
+        "PULUMI_CONFIG_PASSPHRASE=quick start",
+        // This machine's way to the npm registry trusts a CA of the machine's: the user gets it too.
+        ...(machineCa ? [`NODE_EXTRA_CA_CERTS=${machineCa}`, `npm_config_cafile=${machineCa}`] : []),
+        "bash", "-euc", `cd ${home}\n${script}`],
+        // stdin not a socket: Debian's bash would then read bash.bashrc as if sshd had started it.
+        { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "pipe"] });
 
     after(() => {
         hostDown(name);
@@ -72,7 +79,7 @@ describe("the quick start as an unprivileged user", { timeout: 10 * 60_000 }, ()
         const engine = execFileSync("bash", [join(REPO, "tools", "pulumi-engine", "build.sh"), "--quiet", "--print-bin-dir"], { encoding: "utf8" }).trim();
         const node = execFileSync("bash", [join(REPO, "scripts", "node.sh"), "--print-bin-dir"], { encoding: "utf8" }).trim();
         execFileSync("sh", ["-euc", `
-            install -d -o ${user} -g ${user} ${home}/.pulumi/bin ${home}/.local/node/bin ${home}/.ssh ${home}/plugins
+            for d in .pulumi .pulumi/bin .local .local/node .local/node/bin .ssh plugins; do install -d -o ${user} -g ${user} ${home}/$d; done
             install -o ${user} -g ${user} "$1"/pulumi "$1"/pulumi-language-nodejs ${home}/.pulumi/bin/
             install -o ${user} -g ${user} "$1"/pulumi-resource-command "$1"/pulumi-resource-tls ${home}/plugins/
             install -o ${user} -g ${user} "$2"/node ${home}/.local/node/bin/
@@ -117,6 +124,7 @@ YAML
         assert.match(output, /✓ ssh .*host key as in ~\/\.ssh\/known_hosts/);
         assert.match(output, /\d+ passed, 0 failed/);
         assert.ok(existsSync(`${home}/.pulumi/stacks/pulumi-postfix/office.json`), "the state is in the user's own ~/.pulumi (pulumi login --local)");
-        console.log(output.split("\n").filter((l) => /^(whoami|Resources|\s+\d+ created|.*passed, \d+ failed)/.test(l)).map((l) => `# ${l.trim()}`).join("\n"));
+        const summary = /(\d+) passed, (\d+) failed/.exec(output)!;
+        console.log(`# quick start as ${user}: verify's checks ${summary[1]} passed and ${summary[2]} failed; ${output.split("\n").find((l) => l.startsWith("whoami:"))}`);
     });
 });
