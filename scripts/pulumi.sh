@@ -13,7 +13,8 @@ bin_dir=$(bash "$repo_root/tools/pulumi-engine/build.sh" --quiet --print-bin-dir
 
 # Engine binaries first (the language host and providers are then found as
 # "ambient" plugins), then a Node.js of 22 or newer (scripts/node.sh) for the program.
-export PATH="$bin_dir:$(bash "$repo_root/scripts/node.sh" --print-bin-dir):$PATH"
+node_dir=$(bash "$repo_root/scripts/node.sh" --print-bin-dir)
+export PATH="$bin_dir:$node_dir:$PATH"
 
 # Never reach for pulumi.com / get.pulumi.com / the registry.
 export PULUMI_SKIP_UPDATE_CHECK=true
