@@ -29,6 +29,10 @@ export interface SshSecrets {
 export async function connectSsh(ssh: SshSettings, secrets: SshSecrets, serverName: string): Promise<{ connection: NodeSSH; keySource: string }> {
     // known_hosts is only read here: a first use is recorded by pulumi up, not by a check.
     const trusted = trustedHostKey(ssh, `server ${serverName}`, { record: false });
+    // A check trusts only a key on record: with accept-new, the first pulumi up records it.
+    if (trusted.firstUse) {
+        throw new Error(`not a known host yet: no key for it in ${trusted.firstUse.file} (with strictHostKeyChecking: accept-new, the next pulumi up records it); nothing was sent to it`);
+    }
     const [keyType, keyBase64] = trusted.hostKey.split(" ");
     const expected = Buffer.from(keyBase64, "base64");
     const privateKey = ssh.privateKeyPath !== undefined ? readFileSync(expandHome(ssh.privateKeyPath), "utf8") : secrets.privateKey;

@@ -79,6 +79,10 @@ describe("SSH host keys: an unknown, a first-used and a changed server key", { t
 
     test("accept-new: the first up records the key (hashed, found by ssh-keygen -F) and deploys with the SSH agent; no key in the state", () => {
         stack.configure(config({ knownHostsFile: knownHosts, strictHostKeyChecking: "accept-new" }, { privateKeyPath: null }));
+        // A check never trusts a first-seen key: only pulumi up records it.
+        const early = stack.changes(1).servers[0];
+        assert.match(early.error ?? "", /not a known host yet: no key for it in .*known_hosts \(with strictHostKeyChecking: accept-new, the next pulumi up records it\)/);
+        assert.equal(readFileSync(knownHosts, "utf8"), "", "verify recorded nothing");
         const up = stack.up();
         assert.match(up.stdout + up.stderr, new RegExp(`host key ${hostFingerprint().replace(/[+/]/g, "\\$&")} seen for the first time \\(strictHostKeyChecking: accept-new\\); recorded in ${knownHosts}`));
         const recorded = readFileSync(knownHosts, "utf8");
