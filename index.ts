@@ -1,12 +1,13 @@
 // The program: one PostfixServer per server in the stack's `postfix:*` config.
 import * as pulumi from "@pulumi/pulumi";
 import { accessSync, constants } from "node:fs";
+import { certificateAuthority } from "./components/certificate-authority";
 import { PostfixServer } from "./components/postfix-server";
 import { expandHome } from "./components/core/ssh";
 import { ConfigError } from "./components/core/validate";
 import { NAMESPACE, readStackConfig } from "./components/stack-config";
 
-const { servers, problems } = readStackConfig(pulumi.runtime.allConfig());
+const { servers, problems, certificateAuthority: authorityArgs, mailPasswords } = readStackConfig(pulumi.runtime.allConfig());
 servers.forEach((server, i) => {
     const path = server.ssh.privateKeyPath;
     try {
@@ -23,9 +24,15 @@ const config = new pulumi.Config(NAMESPACE);
 const sshPrivateKey = config.getSecret("sshPrivateKey");
 const sshPrivateKeyPassword = config.getSecret("sshPrivateKeyPassword");
 const relayHostPassword = config.getSecret("relayHostPassword");
+// Read from the stack's config by readStackConfig (which checked them); each travels on as a secret.
+const passwords = Object.fromEntries(Object.entries(mailPasswords ?? {}).map(([user, password]) => [user, pulumi.secret(password)]));
+// One authority for the whole stack: clients import it once for every server.
+const authority = authorityArgs && certificateAuthority("mail-ca", authorityArgs);
 const components = servers.map((server) => new PostfixServer(server.name, {
     ...server.options, ssh: server.sshOptions, sshPrivateKey, sshPrivateKeyPassword,
     relayHostPassword: server.settings.relayHost?.username === undefined ? undefined : relayHostPassword,
+    mailPasswords: server.settings.submission ? passwords : undefined,
+    certificateAuthority: authority,
 }));
 
 /**
@@ -39,3 +46,8 @@ export const mailServers = Object.fromEntries(components.map((c, i) => [servers[
     certificatePem: c.certificatePem,
     postfixVersion: c.postfixVersion,
 }]));
+
+/** The stack's certificate authority, when it has one: the certificate mail clients import. */
+export const certificateAuthorityPem = authority?.certificatePem;
+/** Its SHA-256 fingerprint, to compare on a client after the import. */
+export const certificateAuthoritySha256 = authority?.certificateSha256;

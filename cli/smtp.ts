@@ -57,19 +57,26 @@ export class SmtpSession {
         return this.command(`${body.replace(/\r\n$/, "")}\r\n.`);
     }
 
-    /** STARTTLS (already accepted with 220): the handshake, without CA checks; the caller pins the certificate. */
-    async startTls(servername: string): Promise<PeerCertificate> {
+    /**
+     * STARTTLS (already accepted with 220): the handshake. The caller judges the certificate: it
+     * pins it, or reads `authorized` (the chain to `ca` alone) and checks the name.
+     */
+    async startTls(servername: string, ca?: string): Promise<{ certificate: PeerCertificate; authorized: boolean; authorizationError?: string }> {
         const plain = this.stream as Socket;
         plain.removeListener("data", this.onData);
         plain.setTimeout(0); // the TLS socket times out instead
         const secure = await new Promise<ReturnType<typeof tlsConnect>>((resolve, reject) => {
-            const s = tlsConnect({ socket: plain, servername, rejectUnauthorized: false }, () => resolve(s));
+            const s = tlsConnect({ socket: plain, servername, rejectUnauthorized: false, ...(ca ? { ca } : {}) }, () => resolve(s));
             s.setTimeout(SOCKET_TIMEOUT_MS, () => s.destroy(new SmtpError(`TLS handshake with ${this.peer} timed out`)));
             s.once("error", (e) => reject(new SmtpError(`TLS handshake with ${this.peer} failed: ${e.message}`)));
         });
         this.stream = secure;
         this.attach(secure);
-        return secure.getPeerCertificate();
+        return {
+            certificate: secure.getPeerCertificate(),
+            authorized: secure.authorized,
+            authorizationError: secure.authorizationError === null ? undefined : String(secure.authorizationError),
+        };
     }
 
     /** QUIT politely, then close whatever happens. */

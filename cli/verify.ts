@@ -6,10 +6,11 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
+import { checkServerIdentity, PeerCertificate } from "node:tls";
 import { join } from "node:path";
 import type { NodeSSH } from "node-ssh";
 import {
-    Check, compare, driftCheck, ehloChecks, expiryCheck, failed, fileCheck, firstLine, formatReport, HOST_SECTIONS, hostReportScript,
+    Check, compare, driftCheck, ehloChecks, ehloFeatures, expiryCheck, failed, fileCheck, firstLine, formatReport, HOST_SECTIONS, hostReportScript,
     maildirWaitScript, mismatch, parseHostReport, parsePostconf, passed, relayProbeChecks, replyCheck, replyText, report,
     ServerReport,
 } from "../components/core/checks";
@@ -92,6 +93,8 @@ function pulumiJson(args: string[]): any {
 interface ServerOutputs {
     smtpEndpoints: string[];
     certificateSha256: string;
+    /** The stack's certificate authority (a stack output), when it signs the servers' certificates. */
+    certificateAuthorityPem?: string;
 }
 
 /** main.cf as the stack's configuration renders it, with the compatibility level the host keeps. */
@@ -114,7 +117,10 @@ function readStack(options: Options): { targets: Target[]; secrets: SshSecrets }
     const chosen = servers.filter((s) => options.server === undefined || s.name === options.server);
     if (chosen.length === 0) throw new UsageError(`no server ${options.server} in stack ${options.stack} (servers: ${servers.map((s) => s.name).join(", ")})`);
     return {
-        targets: chosen.map((plan) => ({ plan, outputs: deployed[plan.name] })),
+        targets: chosen.map((plan) => ({
+            plan,
+            outputs: deployed[plan.name] && { ...deployed[plan.name], certificateAuthorityPem: outputs?.certificateAuthorityPem ?? undefined },
+        })),
         secrets: { privateKey: config[`${NAMESPACE}:sshPrivateKey`]?.value, passphrase: config[`${NAMESPACE}:sshPrivateKeyPassword`]?.value },
     };
 }
@@ -132,6 +138,7 @@ function endpointOf(text: string): { host: string; port: number } {
 /** The SMTP checks in order; once the dialogue breaks, the checks not reached fail with the reason. */
 async function smtpChecks(plan: ServerPlan, outputs: ServerOutputs, options: Options): Promise<{ checks: Check[]; subject?: string }> {
     const { domain, hostname, messageSizeLimit } = plan.settings;
+    const authority = outputs.certificateAuthorityPem;
     const names = [...SMTP_CHECKS, ...(options.send ? ["send"] : [])];
     const checks: Check[] = [];
     const { host, port } = endpointOf(outputs.smtpEndpoints[0]);
@@ -143,8 +150,8 @@ async function smtpChecks(plan: ServerPlan, outputs: ServerOutputs, options: Opt
         checks.push(compare("smtp banner", `220 ${hostname} ESMTP`, replyText(opened.greeting)));
         checks.push(...ehloChecks(expectClass(await session.command(`EHLO ${EHLO_NAME}`), 2, "EHLO"), messageSizeLimit));
         expectClass(await session.command("STARTTLS"), 2, "STARTTLS");
-        const certificate = await session.startTls(hostname);
-        checks.push(compare("tls certificate", outputs.certificateSha256, certificate.fingerprint256));
+        const tls = await session.startTls(hostname, authority);
+        checks.push(authority ? authorityCheck(tls, hostname) : compare("tls certificate", outputs.certificateSha256, tls.certificate.fingerprint256));
         expectClass(await session.command(`EHLO ${EHLO_NAME}`), 2, "EHLO after STARTTLS");
         expectClass(await session.command("MAIL FROM:<>"), 2, "MAIL FROM");
         checks.push(replyCheck("rcpt postmaster", await session.command(`RCPT TO:<postmaster@${domain}>`), /^250 /, "250"));
@@ -170,6 +177,17 @@ async function smtpChecks(plan: ServerPlan, outputs: ServerOutputs, options: Opt
         await session?.close();
     }
     return { checks, subject };
+}
+
+/**
+ * With the stack's certificate authority, the certificate is judged as a mail client judges it:
+ * it chains to that authority (and to nothing else), and it carries the server's name.
+ */
+function authorityCheck(tls: { certificate: PeerCertificate; authorized: boolean; authorizationError?: string }, hostname: string): Check {
+    if (!tls.authorized) return mismatch("tls certificate", "a certificate from the stack's certificate authority", `${tls.authorizationError ?? "not trusted"}`);
+    const wrongName = checkServerIdentity(hostname, tls.certificate);
+    if (wrongName) return mismatch("tls certificate", `the name ${hostname}`, wrongName.message);
+    return passed("tls certificate", `from the stack's certificate authority (${tls.certificate.issuer.CN}), for ${hostname}, valid until ${tls.certificate.valid_to}`);
 }
 
 /** The source address when it is of the destination's IP family; else none (the system picks one). */
@@ -200,7 +218,12 @@ async function endpointChecks(plan: ServerPlan, endpoints: readonly string[], so
                 checks.push(passed(name, banner));
                 continue;
             }
-            expectClass(await session.command(`EHLO ${EHLO_NAME}`), 2, "EHLO");
+            // Before STARTTLS a password would cross in clear: AUTH must not be offered, nor mail taken.
+            const ehlo = expectClass(await session.command(`EHLO ${EHLO_NAME}`), 2, "EHLO");
+            if (ehloFeatures(ehlo).some((feature) => /^AUTH( |=|$)/.test(feature))) {
+                checks.push(mismatch(name, "no AUTH before STARTTLS", "AUTH offered before STARTTLS"));
+                continue;
+            }
             checks.push(replyCheck(name, await session.command("MAIL FROM:<>"), /^530 /, "530 (STARTTLS first)"));
         } catch (error) {
             checks.push(failed(name, (error as Error).message));

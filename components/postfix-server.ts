@@ -6,8 +6,11 @@ import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fingerprint, parseHostKey } from "./core/known-hosts";
 import { HostKeyError, trustedHostKey } from "./host-key";
+import { CertificateAuthority } from "./certificate-authority";
 import { shellBundle, shellFile } from "./shell-files";
-import { renderAliases, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "./core/files";
+import {
+    renderAliases, renderDovecotConf, renderMailname, renderMailPasswords, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases,
+} from "./core/files";
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
 import { PATHS } from "./core/paths";
@@ -17,7 +20,7 @@ import {
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
 import { remoteCommand, remoteScript } from "./core/shell";
 import { expandHome, SshOptions, SshSettings, validateSsh } from "./core/ssh";
-import { ConfigError, relayPasswordProblem, validateMailOptions } from "./core/validate";
+import { ConfigError, mailPasswordProblem, relayPasswordProblem, validateMailOptions } from "./core/validate";
 
 /**
  * Invalid arguments, every problem named by its key (`args.messageSizeLimit must be ...`). A
@@ -39,6 +42,17 @@ export interface PostfixServerArgs extends MailOptions {
     sshPrivateKeyPassword?: pulumi.Input<string>;
     /** SASL password for `relayHost.username`, as a secret. Written only to `/etc/postfix/sasl_passwd` (0600 root). */
     relayHostPassword?: pulumi.Input<string>;
+    /**
+     * Passwords of the mail users who log in on port 587 (`submission`), user name to password, each
+     * as a secret, at least 12 characters. Only their hashes reach the host. A user left out cannot log in.
+     */
+    mailPasswords?: Record<string, pulumi.Input<string>>;
+    /**
+     * The stack's certificate authority (see `certificateAuthority()`): it signs this server's
+     * certificate instead of the server signing its own, so clients that trust the authority trust
+     * this server, and its renewals, with nothing to accept.
+     */
+    certificateAuthority?: CertificateAuthority;
 }
 
 /**
@@ -77,15 +91,27 @@ export class PostfixServer extends pulumi.ComponentResource {
         const key = new tls.PrivateKey(`${name}-tls-key`, settings.certificate.algorithm === "RSA"
             ? { algorithm: "RSA", rsaBits: settings.certificate.rsaBits }
             : { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
-        const cert = new tls.SelfSignedCert(`${name}-tls-cert`, {
-            privateKeyPem: key.privateKeyPem,
-            subject: { commonName: settings.certificate.commonName, organization: settings.certificate.organization },
-            dnsNames: settings.certificate.dnsNames,
-            ipAddresses: settings.certificate.ipAddresses,
-            validityPeriodHours: settings.certificate.validityHours,
-            earlyRenewalHours: settings.certificate.earlyRenewalHours,
+        const certificate = settings.certificate;
+        const subject = { commonName: certificate.commonName, organization: certificate.organization };
+        const lifetime = {
+            validityPeriodHours: certificate.validityHours,
+            earlyRenewalHours: certificate.earlyRenewalHours,
             allowedUses: ["key_encipherment", "digital_signature", "server_auth"],
-        }, parent);
+        };
+        const authority = args.certificateAuthority;
+        const cert = authority
+            ? new tls.LocallySignedCert(`${name}-tls-cert`, {
+                certRequestPem: new tls.CertRequest(`${name}-tls-request`, {
+                    privateKeyPem: key.privateKeyPem, subject, dnsNames: certificate.dnsNames, ipAddresses: certificate.ipAddresses,
+                }, parent).certRequestPem,
+                caCertPem: authority.certificatePem,
+                caPrivateKeyPem: pulumi.secret(authority.privateKeyPem),
+                ...lifetime,
+            }, parent)
+            : new tls.SelfSignedCert(`${name}-tls-cert`, {
+                privateKeyPem: key.privateKeyPem, subject, dnsNames: certificate.dnsNames, ipAddresses: certificate.ipAddresses, ...lifetime,
+            }, parent);
+        const mailPasswords = passwordsOf(settings, args.mailPasswords);
 
         // The command provider bounds only the TCP connect of each dial: a server that accepts TCP
         // but never speaks SSH would hold a step forever. So before the steps, whenever any of
@@ -102,7 +128,7 @@ export class PostfixServer extends pulumi.ComponentResource {
                 PROBE_HOST: ssh.host, PROBE_PORT: String(ssh.port), PROBE_TIMEOUT: String(ssh.perDialTimeout),
                 PROBE_ATTEMPTS: String(ssh.dialErrorLimit), PROBE_HOST_KEY: trusted.hostKey, PROBE_KEY_SOURCE: trusted.source,
             },
-            triggers: [changeDigest(settings, { ...ssh, hostKey: trusted.hostKey }, cert.certPem, relayPassword)],
+            triggers: [changeDigest(settings, { ...ssh, hostKey: trusted.hostKey }, cert.certPem, relayPassword, mailPasswords)],
             addPreviousOutputInEnv: false,
         }, parent);
 
@@ -133,12 +159,12 @@ export class PostfixServer extends pulumi.ComponentResource {
             }, { ...parent, dependsOn: [reachable, scripts, ...dependsOn] });
 
         // Packages and mail users in one step: every file step needs both, and a step is an SSH session.
-        const packages = packagesFor(settings.relayHost?.username !== undefined);
+        const packages = packagesFor(settings.relayHost?.username !== undefined, settings.submission);
         const install = step("install", {
             script: "install.sh",
             args: ["install", String(settings.aptLockTimeoutSeconds), packages.join(" "), settings.mailUsers.join(" ")],
             stdin: renderPreseed(settings),
-            deleteArgs: ["remove", "postfix postfix-doc", PATHS.stateDir],
+            deleteArgs: ["remove", ["postfix", "postfix-doc", ...(settings.submission ? ["dovecot-core"] : [])].join(" "), PATHS.stateDir],
         }, []);
 
         const facts = install.stdout.apply(parseHostFacts);
@@ -175,6 +201,20 @@ export class PostfixServer extends pulumi.ComponentResource {
         const masterServices = renderMasterServices(settings);
         const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [install]);
         const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, [...named, masterCf]);
+        // Port 587's logins: Dovecot's configuration (its syntax depends on its version) and the
+        // password hashes, made on the host from the passwords on standard input.
+        const dovecot = settings.submission && mailPasswords
+            ? [
+                file("dovecot-conf", MANAGED_FILES.dovecotConf, facts.apply((host) => renderDovecotConf(host.dovecotVersion)), [install]),
+                step("mail-passwords", {
+                    script: "mail-passwords.sh",
+                    args: ["write", PATHS.mailPasswords, PATHS.stateDir],
+                    stdin: pulumi.secret(mailPasswords.apply(renderMailPasswords)),
+                    deleteArgs: ["remove", PATHS.mailPasswords],
+                }, [install]),
+            ]
+            : [];
+        const passwordsStep = dovecot[1];
 
         // Postfix started, restarted or reloaded as the file steps asked, then the deploy check: a
         // deployment that leaves postfix down, deaf or open to relay fails here. The step follows
@@ -182,14 +222,14 @@ export class PostfixServer extends pulumi.ComponentResource {
         // after a failed check the engine keeps this step's inputs from before, so the next run
         // reloads and checks again, even when the files went back to what they were. sasl_passwd
         // is read at each delivery and needs neither. The relay probe is the one `npm run verify` runs.
-        const fileSteps = [...named, aliases, mainCfStep, masterCf];
-        const reloading = fileSteps.filter((s) => s !== saslPasswdStep);
+        const fileSteps = [...named, aliases, mainCfStep, masterCf, ...dovecot];
+        const reloading = fileSteps.filter((s) => s !== saslPasswdStep && s !== passwordsStep);
         const changes = pulumi.all(reloading.map((s) => s.stdout)).apply((lines) => sha256(lines.join("\0")));
         const addresses = settings.listenAddresses.map(postfixAddress);
         const ports = settings.submission ? [25, 587] : [25];
         step("service", {
             script: "service.sh",
-            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), ...addresses]),
+            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), settings.submission ? "dovecot" : "none", ...addresses]),
             stdin: shellFile("relay-probe.sh"),
             deleteArgs: ["stop"],
             shell: "bash",
@@ -211,8 +251,12 @@ export class PostfixServer extends pulumi.ComponentResource {
 }
 
 function validateArgs(args: PostfixServerArgs): { settings: Settings; ssh: SshSettings; relayPassword?: pulumi.Input<string> } {
-    const { ssh: rawSsh, sshPrivateKey: _key, sshPrivateKeyPassword: _passphrase, relayHostPassword, ...mail } = args;
-    const checked = validateMailOptions(mail, (path) => `args.${path}`);
+    const {
+        ssh: rawSsh, sshPrivateKey: _key, sshPrivateKeyPassword: _passphrase, relayHostPassword, mailPasswords, certificateAuthority, ...mail
+    } = args;
+    const checked = validateMailOptions(mail, (path) => `args.${path}`, {
+        mailLogins: Object.keys(mailPasswords ?? {}), certificateAuthority: certificateAuthority !== undefined,
+    });
     const ssh = validateSsh(rawSsh, (path) => `args.ssh${path ? `.${path}` : ""}`);
     const problems = [...checked.problems, ...ssh.problems];
     const username = mail.relayHost?.username;
@@ -223,6 +267,9 @@ function validateArgs(args: PostfixServerArgs): { settings: Settings; ssh: SshSe
     } else if (typeof relayHostPassword === "string" && relayPasswordProblem(relayHostPassword)) {
         problems.push(`args.relayHostPassword ${relayPasswordProblem(relayHostPassword)}`);
     }
+    for (const [user, password] of Object.entries(mailPasswords ?? {})) {
+        if (typeof password === "string" && mailPasswordProblem(password)) problems.push(`args.mailPasswords.${user} ${mailPasswordProblem(password)}`);
+    }
     if (problems.length > 0 || !checked.settings || !ssh.ssh) throw new PostfixServerArgsError(problems);
     return { settings: checked.settings, ssh: ssh.ssh, relayPassword: relayHostPassword };
 }
@@ -232,6 +279,16 @@ function checkedPassword(password: string): string {
     const problem = relayPasswordProblem(password);
     if (problem) throw new PostfixServerArgsError([`relayHostPassword ${problem}`]);
     return password;
+}
+
+/** The passwords of the users who log in, each checked when the engine knows it (a secret is known only then); sorted by user. */
+function passwordsOf(settings: Settings, passwords: Record<string, pulumi.Input<string>> | undefined): pulumi.Output<Array<[string, string]>> | undefined {
+    if (!passwords || settings.mailLogins.length === 0) return undefined;
+    return pulumi.all(settings.mailLogins.map((user) => pulumi.output(passwords[user]).apply((password) => {
+        const problem = mailPasswordProblem(password);
+        if (problem) throw new PostfixServerArgsError([`mailPasswords.${user} ${problem}`]);
+        return [user, password] as [string, string];
+    })));
 }
 
 /** The host key to verify, or a RunError (Pulumi shows the message alone) saying why the server is not trusted. */
@@ -266,10 +323,12 @@ function connectionOf(ssh: SshSettings, hostKey: string, secretKey?: pulumi.Inpu
  * Changes whenever a step may run: the settings, the SSH settings, the certificate, the relay
  * password. A secret when the password is in it (its hash would otherwise sit in the state).
  */
-function changeDigest(settings: Settings, ssh: SshSettings, certPem: pulumi.Output<string>, relayPassword?: pulumi.Input<string>): pulumi.Output<string> {
-    const digest = pulumi.all([certPem, relayPassword ?? ""])
-        .apply(([pem, password]) => sha256(JSON.stringify([settings, ssh, pem, sha256(password)], (_key, value) => typeof value === "bigint" ? String(value) : value)));
-    return relayPassword === undefined ? digest : pulumi.secret(digest);
+function changeDigest(settings: Settings, ssh: SshSettings, certPem: pulumi.Output<string>, relayPassword?: pulumi.Input<string>,
+    mailPasswords?: pulumi.Output<Array<[string, string]>>): pulumi.Output<string> {
+    const digest = pulumi.all([certPem, relayPassword ?? "", mailPasswords ?? []])
+        .apply(([pem, password, logins]) => sha256(JSON.stringify([settings, ssh, pem, sha256(password), sha256(JSON.stringify(logins))],
+            (_key, value) => typeof value === "bigint" ? String(value) : value)));
+    return relayPassword === undefined && mailPasswords === undefined ? digest : pulumi.secret(digest);
 }
 
 export function sha256(text: string): string {

@@ -1,13 +1,18 @@
 // Reads a stack's `postfix:*` config into validated settings per server. Pure, so unit tests
 // read it without Pulumi: index.ts hands it the stack's config map.
+import type { CertificateAuthorityArgs } from "./certificate-authority";
 import { MailOptions, Settings } from "./core/settings";
 import { SshOptions, SshSettings, validateSsh } from "./core/ssh";
-import { MAIL_OPTIONS, relayPasswordProblem, validateMailOptions } from "./core/validate";
+import { MAIL_OPTIONS, mailPasswordProblem, relayPasswordProblem, validateMailOptions } from "./core/validate";
 
 export const NAMESPACE = "postfix";
 /** Secret keys: read as secrets by index.ts, never parsed here. */
-export const SECRET_KEYS = new Set(["sshPrivateKey", "sshPrivateKeyPassword", "relayHostPassword"]);
+export const SECRET_KEYS = new Set(["sshPrivateKey", "sshPrivateKeyPassword", "relayHostPassword", "mailPasswords"]);
 const RELAY_PASSWORD_KEY = `${NAMESPACE}:relayHostPassword`;
+export const MAIL_PASSWORDS_KEY = `${NAMESPACE}:mailPasswords`;
+/** Stack-wide options that are not a server's mail options. */
+const STACK_KEYS = new Set(["servers", "certificateAuthority"]);
+const AUTHORITY_KEYS = new Set(["commonName", "organization", "validityDays"]);
 const SERVER_KEYS = new Set(["name", "ssh", ...MAIL_OPTIONS]);
 const SERVER_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 
@@ -34,20 +39,31 @@ function parseValue(text: string): unknown {
  * `config` maps `namespace:key` to the value text, as `pulumi.runtime.allConfig()` returns it.
  * Options set at the top level apply to every server; a server entry may override any of them.
  */
-export function readStackConfig(config: Record<string, string>): { servers: ServerPlan[]; problems: string[] } {
+export function readStackConfig(config: Record<string, string>): {
+    servers: ServerPlan[];
+    problems: string[];
+    /** The stack's certificate authority, when `postfix:certificateAuthority` is set. */
+    certificateAuthority?: CertificateAuthorityArgs;
+    /** The mail users' passwords (plain text: index.ts hands each on as a secret). */
+    mailPasswords?: Record<string, string>;
+} {
     const problems: string[] = [];
     const shared: Record<string, unknown> = {};
     for (const [fullKey, text] of Object.entries(config)) {
         const [namespace, key] = fullKey.split(":", 2);
         if (namespace !== NAMESPACE || SECRET_KEYS.has(key)) continue;
-        if (key !== "servers" && !MAIL_OPTIONS.has(key)) {
-            problems.push(`${fullKey} is not a known option (known: servers, ${[...SECRET_KEYS, ...MAIL_OPTIONS].join(", ")})`);
+        if (!STACK_KEYS.has(key) && !MAIL_OPTIONS.has(key)) {
+            problems.push(`${fullKey} is not a known option (known: ${[...STACK_KEYS, ...SECRET_KEYS, ...MAIL_OPTIONS].join(", ")})`);
             continue;
         }
         shared[key] = parseValue(text);
     }
     const entries = shared.servers;
     delete shared.servers;
+    const authorityValue = shared.certificateAuthority;
+    delete shared.certificateAuthority;
+    const mailPasswords = readMailPasswords(config[MAIL_PASSWORDS_KEY], problems);
+    const logins = Object.keys(mailPasswords ?? {});
     if (!Array.isArray(entries) || entries.length === 0) {
         problems.push(`${NAMESPACE}:servers must be a non-empty list of servers, each with a name and ssh.host`);
         return { servers: [], problems };
@@ -80,7 +96,10 @@ export function readStackConfig(config: Record<string, string>): { servers: Serv
             const top = path.split(/[.[]/)[0];
             return top in own ? `${at}.${path}` : `${NAMESPACE}:${path}`;
         };
-        const mail = validateMailOptions(options, keyOf);
+        // The passwords are the stack's: every server with port 587 takes all of them.
+        const mail = validateMailOptions(options, keyOf, {
+            mailLogins: options.submission === true ? logins : [], certificateAuthority: authorityValue !== undefined,
+        });
         const ssh = validateSsh(own.ssh, (path) => `${at}.ssh${path ? `.${path}` : ""}`);
         problems.push(...mail.problems, ...ssh.problems);
         if (mail.settings && ssh.ssh && typeof name === "string") {
@@ -97,5 +116,59 @@ export function readStackConfig(config: Record<string, string>): { servers: Serv
     } else if (password !== undefined && relayPasswordProblem(password)) {
         problems.push(`${RELAY_PASSWORD_KEY} ${relayPasswordProblem(password)}`);
     }
-    return { servers: problems.length === 0 ? servers : [], problems };
+    if (logins.length > 0 && servers.length > 0 && !servers.some((s) => s.settings.submission)) {
+        problems.push(`${MAIL_PASSWORDS_KEY} is set but no server has submission: true (the passwords are for port 587)`);
+    }
+    const domain = typeof shared.domain === "string" ? shared.domain : servers[0]?.settings.domain;
+    const certificateAuthority = authorityValue === undefined ? undefined : readAuthority(authorityValue, domain, problems);
+    return { servers: problems.length === 0 ? servers : [], problems, certificateAuthority, mailPasswords };
+}
+
+/** `postfix:mailPasswords`: user name to password. Problems name the user, never the password. */
+function readMailPasswords(text: string | undefined, problems: string[]): Record<string, string> | undefined {
+    if (text === undefined) return undefined;
+    const value = parseValue(text);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        problems.push(`${MAIL_PASSWORDS_KEY} must be a map of mail user to password (pulumi config set --secret --path '${MAIL_PASSWORDS_KEY}.alice')`);
+        return undefined;
+    }
+    const passwords: Record<string, string> = {};
+    for (const [user, password] of Object.entries(value)) {
+        const problem = mailPasswordProblem(password);
+        if (problem) problems.push(`${MAIL_PASSWORDS_KEY}.${user} ${problem}`);
+        else passwords[user] = password as string;
+    }
+    return passwords;
+}
+
+/** `postfix:certificateAuthority`: `true`, or the authority's name and lifetime. */
+function readAuthority(value: unknown, domain: string | undefined, problems: string[]): CertificateAuthorityArgs | undefined {
+    const key = `${NAMESPACE}:certificateAuthority`;
+    const fallbackName = `${domain ?? "pulumi-postfix"} mail CA`;
+    if (value === true) return { commonName: fallbackName };
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        problems.push(`${key} must be true or an object (commonName, organization, validityDays)`);
+        return undefined;
+    }
+    const raw = value as Record<string, unknown>;
+    const before = problems.length;
+    for (const name of Object.keys(raw)) {
+        if (!AUTHORITY_KEYS.has(name)) problems.push(`${key}.${name} is not a known option (known: ${[...AUTHORITY_KEYS].join(", ")})`);
+    }
+    for (const name of ["commonName", "organization"]) {
+        const text = raw[name];
+        if (text !== undefined && (typeof text !== "string" || text.trim() === "" || text.length > 64 || /[\u0000-\u001f\u007f]/.test(text))) {
+            problems.push(`${key}.${name} must be a name of 1 to 64 printable characters`);
+        }
+    }
+    const days = raw.validityDays;
+    if (days !== undefined && (typeof days !== "number" || !Number.isSafeInteger(days) || days < 365 || days > 10950)) {
+        problems.push(`${key}.validityDays must be a whole number from 365 to 10950`);
+    }
+    if (problems.length > before) return undefined;
+    return {
+        commonName: (raw.commonName as string | undefined) ?? fallbackName,
+        organization: raw.organization as string | undefined,
+        validityDays: days as number | undefined,
+    };
 }

@@ -1,5 +1,6 @@
 // The small files besides main.cf, rendered from settings.
 import { postfixCidr } from "./net";
+import { PATHS } from "./paths";
 import type { Settings } from "./settings";
 
 const HEADER = "# Managed by pulumi-postfix: local changes are overwritten on the next change.";
@@ -29,13 +30,95 @@ export function renderSaslPasswd(settings: Settings, password: string): string {
  */
 export function renderMasterServices(settings: Settings): string {
     if (!settings.submission) return "";
+    const submission: Array<[string, string]> = [
+        ["syslog_name", "postfix/submission"],
+        // STARTTLS before anything else: AUTH is not even offered before it (smtpd_tls_auth_only).
+        ["smtpd_tls_security_level", "encrypt"],
+        ["smtpd_sasl_auth_enable", "yes"],
+        ["smtpd_sasl_type", "dovecot"],
+        ["smtpd_sasl_path", DOVECOT_AUTH_SOCKET],
+        ["smtpd_sasl_security_options", "noanonymous"],
+        // Here only a login counts: the trusted networks send on port 25.
+        ["smtpd_client_restrictions", "permit_sasl_authenticated,reject"],
+        // Mail programs name themselves as they like (Outlook: the Windows computer name).
+        ["smtpd_helo_restrictions", ""],
+        ["smtpd_sender_restrictions", "reject_non_fqdn_sender,reject_sender_login_mismatch,permit_sasl_authenticated,reject"],
+        ["smtpd_relay_restrictions", "permit_sasl_authenticated,reject"],
+        ["smtpd_recipient_restrictions", "permit_sasl_authenticated,reject"],
+        // Password guessing: Dovecot answers a wrong password after 2 s, and each client address
+        // (the trusted networks too) gets this many AUTH commands a minute.
+        ["smtpd_client_auth_rate_limit", String(SUBMISSION_AUTH_PER_MINUTE)],
+        ["smtpd_client_event_limit_exceptions", ""],
+    ];
     return [
         // Same columns as Debian's smtp service: public, chrooted smtpd.
         "service submission/inet=submission inet n - y - - smtpd",
-        "parameter submission/inet/syslog_name=postfix/submission",
-        "parameter submission/inet/smtpd_tls_security_level=encrypt",
+        ...submission.map(([name, value]) => `parameter submission/inet/${name}=${value}`),
         "",
     ].join("\n");
+}
+
+/** AUTH commands a client address may send to port 587 per minute (anvil's time unit). */
+export const SUBMISSION_AUTH_PER_MINUTE = 10;
+/** Dovecot's auth socket, relative to Postfix's queue directory (smtpd runs chrooted there). */
+export const DOVECOT_AUTH_SOCKET = "private/auth";
+
+/** The passwords step's standard input: `user password` lines (the script hashes each). Passwords were checked: no newline. */
+export function renderMailPasswords(entries: ReadonlyArray<readonly [string, string]>): string {
+    return entries.map(([user, password]) => `${user} ${password}\n`).join("");
+}
+
+/**
+ * `/etc/dovecot/dovecot.conf`, whole, replacing Debian's (whose PAM passdb would let any system
+ * account with a password log in): Dovecot only as port 587's auth service. No mail protocol,
+ * no network listener; logins from the password hashes only, by user name. Dovecot 2.4
+ * (Debian 13) changed the syntax of 2.3.
+ */
+export function renderDovecotConf(dovecotVersion: string | undefined): string {
+    const v24 = dovecotVersion !== undefined && /^(2\.([4-9]|\d\d)|[3-9])\b/.test(dovecotVersion);
+    const common = [
+        // No mail protocol, so no listener at all (2.3 refuses an empty `listen`).
+        "protocols =",
+        "ssl = no",
+        "auth_mechanisms = plain login",
+        // A wrong password is answered after this delay (Dovecot's default, written to be seen);
+        // Dovecot slows repeated failures from one address further.
+        "auth_failure_delay = 2 secs",
+        // Never a password in a log, whatever else is logged (the defaults, written to be seen).
+        "auth_verbose_passwords = no",
+        "auth_debug_passwords = no",
+    ];
+    const listener = [
+        "service auth {",
+        `  unix_listener /var/spool/postfix/${DOVECOT_AUTH_SOCKET} {`,
+        "    mode = 0660",
+        "    user = postfix",
+        "    group = postfix",
+        "  }",
+        "}",
+    ];
+    // No userdb: nothing here delivers or reads mail, and a login needs only the passdb.
+    const lines = v24
+        ? [
+            // 2.4 requires both, first.
+            "dovecot_config_version = 2.4.0",
+            "dovecot_storage_version = 2.4.0",
+            ...common,
+            "passdb passwd-file {",
+            `  passwd_file_path = ${PATHS.mailPasswords}`,
+            "  default_password_scheme = SHA512-CRYPT",
+            "}",
+            ...listener,
+        ]
+        : [
+            ...common,
+            "passdb {",
+            "  driver = passwd-file",
+            `  args = scheme=SHA512-CRYPT ${PATHS.mailPasswords}`,
+            "}",
+            ...listener,
+        ];
+    return [HEADER, ...lines, ""].join("\n");
 }
 
 /** `/etc/mailname`: one line, the domain of outgoing mail. */

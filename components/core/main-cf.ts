@@ -50,12 +50,22 @@ const PARAMETERS: Record<string, Rule> = {
     // Explicit: Debian's default defers (4xx) instead of rejecting.
     smtpd_relay_restrictions: () => ["permit_mynetworks", "reject_unauth_destination"],
     smtpd_recipient_restrictions: () => ["permit_mynetworks", "reject_unauth_destination"],
+    // Port 587's reject_sender_login_mismatch reads it: who may send as what (senderLogins).
+    smtpd_sender_login_maps: (s) => (s.submission ? inlineTable(s.senderLogins.map((e) => [e.sender, e.logins.join(", ")])) : undefined),
     // smtpd_use_tls is deprecated since Postfix 3.9.
     smtpd_tls_security_level: () => "may",
     smtpd_tls_chain_files: () => [PATHS.tlsKey, PATHS.tlsCert],
     smtpd_tls_auth_only: () => true,
     smtpd_tls_protocols: () => ">=TLSv1.2",
     smtpd_tls_mandatory_protocols: () => ">=TLSv1.2",
+    // One policy on every port, from Postfix's TLS_README and Mozilla's "intermediate" profile: TLS
+    // 1.2 and 1.3 only (above), and in TLS 1.2 only ECDHE key exchange with AEAD ciphers. Postfix's
+    // defaults for opportunistic TLS would also offer anonymous suites (no certificate at all),
+    // static RSA (no forward secrecy) and CBC. Finite-field DHE is left out as well, so no DH group
+    // size is ever in question: every client we name speaks ECDHE. TLS 1.3's suites are all AEAD.
+    smtpd_tls_ciphers: () => "high",
+    smtpd_tls_mandatory_ciphers: () => "high",
+    smtpd_tls_exclude_ciphers: () => TLS_EXCLUDED_CIPHERS,
     smtpd_tls_loglevel: () => 1,
     // The server-side session cache is obsolete (RFC 5077 tickets); the client cache lives in data_directory.
     smtpd_tls_session_cache_database: () => "",
@@ -74,6 +84,14 @@ const PARAMETERS: Record<string, Rule> = {
     smtp_sasl_security_options: (s) => (s.relayHost?.username ? "noanonymous" : undefined),
     smtp_sasl_tls_security_options: (s) => (s.relayHost?.username ? "noanonymous" : undefined),
 };
+
+/** OpenSSL cipher classes never offered (see smtpd_tls_exclude_ciphers above). */
+export const TLS_EXCLUDED_CIPHERS: readonly string[] = ["aNULL", "eNULL", "kRSA", "kDHE", "PSK", "SRP", "SHA1", "SHA256", "SHA384", "ARIA", "CAMELLIA", "AESCCM"];
+
+/** A Postfix inline: table, `inline:{ { key = value }, ... }`; keys and values were validated (no braces, no commas in keys). */
+function inlineTable(entries: Array<[string, string]>): string {
+    return `inline:{ ${entries.map(([key, value]) => `{ ${key} = ${value} }`).join(", ")} }`;
+}
 
 /** Parameters the component always writes. */
 export const OWNED_PARAMETERS: readonly string[] = Object.keys(PARAMETERS);
@@ -104,6 +122,8 @@ export const SAFETY_PARAMETERS: ReadonlySet<string> = new Set([
     "smtpd_reject_unlisted_recipient",
     "disable_vrfy_command",
     "smtpd_helo_required",
+    // Port 587's sender check: who may send as what.
+    "smtpd_sender_login_maps",
 ]);
 
 /** Owned parameters set through a typed option: an extra parameter of the same name points there. */
@@ -130,6 +150,7 @@ export const TYPED_OPTION_OF: Readonly<Record<string, string>> = {
     smtp_sasl_tls_security_options: "relayHost",
     virtual_alias_domains: "virtualAliases",
     virtual_alias_maps: "virtualAliases",
+    smtpd_sender_login_maps: "mailPasswords",
 };
 
 /** The parameters to write, in order: the owned ones (with allowed extras replacing them in place), then new extras. */

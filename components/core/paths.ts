@@ -10,6 +10,10 @@ export const PATHS = {
     /** Smarthost credentials: root only, like its database. */
     saslPasswd: "/etc/postfix/sasl_passwd",
     relayCa: "/etc/postfix/relay-ca.pem",
+    /** Dovecot, as the auth service of port 587 only: its whole configuration. */
+    dovecotConf: "/etc/dovecot/dovecot.conf",
+    /** The mail users' password hashes (Dovecot passwd-file): root and Dovecot read it. */
+    mailPasswords: "/etc/dovecot/pulumi-postfix.passwd",
     /** Pending reload or restart requests left by file steps for the service step. */
     stateDir: "/var/lib/pulumi-postfix",
 } as const;

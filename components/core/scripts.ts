@@ -4,17 +4,20 @@
 // standard input.
 import { PATHS } from "./paths";
 
-/** The packages the install step installs: postfix, and the SASL mechanisms a smarthost login needs. */
-export function packagesFor(smarthostLogin: boolean): string[] {
-    return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : [])];
+/**
+ * The packages the install step installs: postfix, the SASL mechanisms a smarthost login needs,
+ * and for port 587 Dovecot's auth service and openssl (which hashes the passwords).
+ */
+export function packagesFor(smarthostLogin: boolean, submission = false): string[] {
+    return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : []), ...(submission ? ["dovecot-core", "openssl"] : [])];
 }
 
 /** A file the component owns on the host, and what its change means for postfix. */
 export interface ManagedFile {
     path: string;
-    mode: "0600" | "0644";
+    mode: "0600" | "0640" | "0644";
     /** What `components/shell/write-file.sh` checks before the file goes live, and runs after. */
-    kind: "plain" | "main-cf" | "master-cf" | "aliases" | "virtual" | "sasl-passwd";
+    kind: "plain" | "main-cf" | "master-cf" | "aliases" | "virtual" | "sasl-passwd" | "dovecot-conf" | "mail-passwords";
 }
 
 export const MANAGED_FILES = {
@@ -27,6 +30,9 @@ export const MANAGED_FILES = {
     virtualAliases: { path: PATHS.virtualAliases, mode: "0644", kind: "virtual" },
     saslPasswd: { path: PATHS.saslPasswd, mode: "0600", kind: "sasl-passwd" },
     relayCa: { path: PATHS.relayCa, mode: "0644", kind: "plain" },
+    dovecotConf: { path: PATHS.dovecotConf, mode: "0644", kind: "dovecot-conf" },
+    // Hashes only, readable by Dovecot's auth processes (group dovecot).
+    mailPasswords: { path: PATHS.mailPasswords, mode: "0640", kind: "mail-passwords" },
 } satisfies Record<string, ManagedFile>;
 
 /** The arguments of write-file.sh that write `file` (`aliases`: the alias names, for the virtual map's check). */
@@ -34,12 +40,16 @@ export function writeFileArgs(file: ManagedFile, aliases: readonly string[] = []
     return ["write", file.kind, file.path, file.mode, stateDir, ...(file.kind === "virtual" ? aliases : [])];
 }
 
-/** Reads the line the install step ends with: `postfix 3.7.11 installed (21 packages), compatibility_level 3.6`. */
-export function parseHostFacts(stdout: string): { compatibilityLevel: string; mailVersion: string } {
+/**
+ * Reads the lines the install step ends with: `postfix 3.7.11 installed (21 packages),
+ * compatibility_level 3.6`, and with Dovecot `dovecot 2.3.19.1`.
+ */
+export function parseHostFacts(stdout: string): { compatibilityLevel: string; mailVersion: string; dovecotVersion?: string } {
     const facts = /^postfix (\S+) .*, compatibility_level ([0-9][0-9.]*)$/m.exec(stdout);
     const [, mailVersion, compatibilityLevel] = facts ?? [];
     if (!compatibilityLevel || !mailVersion) {
         throw new Error(`pulumi-postfix: unexpected output from the install step: ${JSON.stringify(stdout)}`);
     }
-    return { compatibilityLevel, mailVersion };
+    const dovecotVersion = /^dovecot ([0-9][0-9.]*)/m.exec(stdout)?.[1];
+    return { compatibilityLevel, mailVersion, ...(dovecotVersion ? { dovecotVersion } : {}) };
 }

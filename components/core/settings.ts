@@ -32,7 +32,12 @@ export interface MailOptions {
     aptLockTimeoutSeconds?: number;
     /** Send all outbound mail through this smarthost (most ISPs block port 25). Its password is the secret `relayHostPassword`. Default: deliver directly. */
     relayHost?: RelayHostOptions;
-    /** Also listen on the submission port 587 for LAN clients, with STARTTLS required there. Default `false`. */
+    /**
+     * Listen on the submission port 587 for mail clients that log in: STARTTLS first, then SASL
+     * (Dovecot's auth service) with a mail user's password from the secret `mailPasswords`. There an
+     * authenticated user may send from any network that reaches the port, as their own addresses
+     * only; nobody else may send. Requires at least one password. Default `false`.
+     */
     submission?: boolean;
     /** Addresses in other domains delivered here (`virtual_alias_maps`), e.g. `info@shop.test: [alice]`; `@shop.test` catches the rest of a domain. Their domains become virtual alias domains. (Stack config may also give one target as a plain string.) */
     virtualAliases?: Record<string, string[]>;
@@ -86,7 +91,7 @@ export interface CertificateOptions {
     dnsNames?: string[];
     /** IP addresses in the certificate. Default: the listen addresses. */
     ipAddresses?: string[];
-    /** Days the certificate is valid. Default 1095 (3 years). */
+    /** Days the certificate is valid. Default 1095 (3 years); 397 when a certificate authority signs it (at most 825: Apple's systems refuse longer ones from a private authority). */
     validityDays?: number;
     /** Days before expiry from which `pulumi up` issues a new certificate. Default 30. */
     earlyRenewalDays?: number;
@@ -130,6 +135,12 @@ export interface Settings {
         caCertificatePem?: string;
     };
     submission: boolean;
+    /** Mail users who may log in on port 587 (they have a password), sorted. */
+    mailLogins: string[];
+    /** Who may send as what on port 587: a local part (any final destination) or a full address, and its owners' logins. */
+    senderLogins: Array<{ sender: string; logins: string[] }>;
+    /** The certificate is signed by the stack's certificate authority (not self-signed). */
+    signedByAuthority: boolean;
     /** In file order; keys are `local@domain` or `@domain`. */
     virtualAliases: Array<{ address: string; targets: string[] }>;
     /** Domains of the virtual aliases that are not final destinations. */

@@ -144,8 +144,16 @@ function join(path: string, key: string): string {
     return path ? `${path}.${key}` : key;
 }
 
+/** What the options of one server are validated with, besides the options themselves. */
+export interface ValidationContext {
+    /** The mail users who have a password (the keys of the secret `mailPasswords`); their passwords are checked by mailPasswordProblem. */
+    mailLogins?: readonly string[];
+    /** The stack's certificate authority signs the server's certificate. */
+    certificateAuthority?: boolean;
+}
+
 /** Validates mail options; returns the settings only when there is no problem at all. */
-export function validateMailOptions(raw: unknown, keyOf: KeyOf): { settings?: Settings; problems: string[] } {
+export function validateMailOptions(raw: unknown, keyOf: KeyOf, context: ValidationContext = {}): { settings?: Settings; problems: string[] } {
     const c = new Checker(keyOf);
     if (!c.isObject(raw)) {
         c.add("", "must be an object of mail options");
@@ -169,7 +177,7 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf): { settings?: Se
         : c.integer("messageSizeLimit", raw.messageSizeLimit, 1024, 2 ** 31 - 1);
     const mailUsers = mailUserList(c, raw.mailUsers);
     const aliases = aliasList(c, raw.aliases);
-    const certificate = certificateSettings(c, raw.certificate, hostname, listen);
+    const certificate = certificateSettings(c, raw.certificate, hostname, listen, context.certificateAuthority === true);
     const allowUnsafeOverrides = c.boolean("allowUnsafeOverrides", raw.allowUnsafeOverrides);
     const relayHost = relayHostSettings(c, raw.relayHost);
     const extraParameters = extras(c, raw.extraParameters, allowUnsafeOverrides, messageSizeLimit, relayHost !== undefined);
@@ -178,9 +186,10 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf): { settings?: Se
         : c.integer("aptLockTimeoutSeconds", raw.aptLockTimeoutSeconds, 0, 3600);
     const submission = c.boolean("submission", raw.submission);
     const virtualAliases = virtualAliasList(c, raw.virtualAliases, destinations ?? []);
+    const mailLogins = loginList(c, context.mailLogins ?? [], submission, mailUsers);
 
     if (c.problems.length > 0 || !domain || !hostname || !destinations || !trusted || !listen || !messageSizeLimit
-        || !mailUsers || !aliases || !certificate || !extraParameters || aptLockTimeoutSeconds === undefined) {
+        || !mailUsers || !aliases || !certificate || !extraParameters || aptLockTimeoutSeconds === undefined || !mailLogins) {
         return { problems: c.problems };
     }
     const families = new Set(listen.map((a) => a.family));
@@ -192,7 +201,11 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf): { settings?: Se
             inetProtocols: families.size === 2 ? "all" : families.has(6) ? "ipv6" : "ipv4",
             trustedNetworks: trusted,
             messageSizeLimit, mailUsers, aliases, certificate, extraParameters, allowUnsafeOverrides, aptLockTimeoutSeconds,
-            relayHost, submission,
+            relayHost, submission, mailLogins,
+            // Every mail user, not only those with a password: a password added or removed then
+            // changes the password file alone.
+            senderLogins: senderLogins(mailUsers, aliases, virtualAliases ?? []),
+            signedByAuthority: context.certificateAuthority === true,
             virtualAliases: virtualAliases ?? [],
             virtualAliasDomains: unique((virtualAliases ?? []).map((v) => v.address.slice(v.address.indexOf("@") + 1)))
                 .filter((d) => !destinations.includes(d)),
@@ -345,6 +358,58 @@ function relayHostSettings(c: Checker, value: unknown): Settings["relayHost"] {
     };
 }
 
+/**
+ * The mail users who may log in on port 587: each must be a mail user, and logins need the port.
+ * Problems name the key of the secret (`mailPasswords.<user>`), never its value.
+ */
+function loginList(c: Checker, logins: readonly string[], submission: boolean, mailUsers: string[] | undefined): string[] | undefined {
+    const before = c.problems.length;
+    if (submission && logins.length === 0) {
+        c.add("submission", "is true, but no mail user has a password: set mailPasswords.<user> (a secret) for each user who sends on port 587");
+    }
+    for (const login of logins) {
+        if (!mailUsers?.includes(login)) c.add(`mailPasswords.${login}`, `names "${login}", who is not in mailUsers: only mail users can log in`);
+    }
+    return c.problems.length > before ? undefined : [...logins].sort();
+}
+
+/** A mail user's password for port 587: hashed on the host, never stored there in clear. Returns the problem, or undefined. */
+export function mailPasswordProblem(password: unknown): string | undefined {
+    if (typeof password !== "string" || password.length === 0) return "must be a non-empty string";
+    if (password.length < MIN_MAIL_PASSWORD_LENGTH) return `is shorter than ${MIN_MAIL_PASSWORD_LENGTH} characters: port 587 takes logins from any network that reaches it`;
+    if (password.length > 1024) return "is longer than 1024 characters";
+    if (CONTROL.test(password)) return "contains a control character (newline, tab, NUL...), which is never allowed";
+    return undefined;
+}
+export const MIN_MAIL_PASSWORD_LENGTH = 12;
+
+/**
+ * Who may send as what on port 587: each login as itself, and as every alias and virtual alias
+ * whose mail reaches it (through other aliases too). A bare local part stands for that name at
+ * every final destination (Postfix looks the local part up for local domains only).
+ */
+export function senderLogins(logins: readonly string[], aliases: Settings["aliases"], virtualAliases: Settings["virtualAliases"]): Settings["senderLogins"] {
+    const aliasTargets = new Map(aliases.map((a) => [a.name, a.targets]));
+    const reaches = (targets: readonly string[], login: string, seen: Set<string>): boolean => targets.some((target) => {
+        if (target === login) return true;
+        const next = aliasTargets.get(target);
+        if (!next || seen.has(target)) return false;
+        seen.add(target);
+        return reaches(next, login, seen);
+    });
+    const owners = (targets: readonly string[]) => logins.filter((login) => reaches(targets, login, new Set()));
+    const entries: Settings["senderLogins"] = logins.map((login) => ({ sender: login, logins: [login] }));
+    for (const alias of aliases) {
+        const found = owners(alias.targets);
+        if (found.length > 0 && !logins.includes(alias.name)) entries.push({ sender: alias.name, logins: found });
+    }
+    for (const alias of virtualAliases) {
+        const found = owners(alias.targets);
+        if (found.length > 0) entries.push({ sender: alias.address, logins: found });
+    }
+    return entries;
+}
+
 /** A SASL password for sasl_passwd: one line, no surrounding spaces. Returns the problem, or undefined. */
 export function relayPasswordProblem(password: unknown): string | undefined {
     if (typeof password !== "string" || password.length === 0) return "must be a non-empty string";
@@ -368,7 +433,10 @@ function virtualAliasList(c: Checker, value: unknown, destinations: readonly str
         ?.map(({ key, targets }) => ({ address: key, targets }));
 }
 
-function certificateSettings(c: Checker, value: unknown, hostname: string | undefined, listen: Address[] | undefined): Settings["certificate"] | undefined {
+/** Days a server certificate from a private authority may be valid: Apple's systems refuse longer ones. */
+export const MAX_AUTHORITY_SIGNED_DAYS = 825;
+
+function certificateSettings(c: Checker, value: unknown, hostname: string | undefined, listen: Address[] | undefined, signedByAuthority: boolean): Settings["certificate"] | undefined {
     const raw: CertificateOptions & Record<string, unknown> = (value ?? {}) as never;
     if (!c.isObject(raw)) {
         c.add("certificate", "must be an object");
@@ -392,7 +460,12 @@ function certificateSettings(c: Checker, value: unknown, hostname: string | unde
     } else {
         ipAddresses = ipAddresses.filter((ip) => !isLoopback(parseAddress(ip) as Address));
     }
-    const validityDays = raw.validityDays === undefined ? 1095 : c.integer("certificate.validityDays", raw.validityDays, 1, 3650);
+    const validityDays = raw.validityDays === undefined
+        ? signedByAuthority ? 397 : 1095
+        : c.integer("certificate.validityDays", raw.validityDays, 1, 3650);
+    if (signedByAuthority && validityDays !== undefined && validityDays > MAX_AUTHORITY_SIGNED_DAYS) {
+        c.add("certificate.validityDays", `must be at most ${MAX_AUTHORITY_SIGNED_DAYS} when the certificate authority signs it: Apple's systems refuse longer server certificates from a private authority`);
+    }
     const earlyRenewalDays = raw.earlyRenewalDays === undefined ? 30 : c.integer("certificate.earlyRenewalDays", raw.earlyRenewalDays, 0, 3650);
     if (validityDays !== undefined && earlyRenewalDays !== undefined && earlyRenewalDays >= validityDays) {
         c.add("certificate.earlyRenewalDays", "must be smaller than validityDays, or every run would issue a new certificate");

@@ -87,5 +87,7 @@ for user in $users; do
     fi
 done
 
-# One line for the display; parseHostFacts reads the version and compatibility level from it.
+# One line for the display; parseHostFacts reads the version and compatibility level from it, and
+# Dovecot's version (port 587's auth service), whose configuration differs between 2.3 and 2.4.
 echo "postfix $(postconf -h mail_version) $outcome, compatibility_level $(postconf -h compatibility_level)"
+if command -v dovecot >/dev/null; then echo "dovecot $(dovecot --version | cut -d ' ' -f 1)"; fi

@@ -8,13 +8,15 @@
 # again, then fails `pulumi up`: every check has its line, and one sentence says what was done.
 # Nothing is ever sent.
 #
-# Usage: service.sh apply STATE CHANGES PORTS ADDRESS...   stdin: relay-probe.sh
+# Usage: service.sh apply STATE CHANGES PORTS AUTH ADDRESS...   stdin: relay-probe.sh
 #        service.sh stop                                   (the component is destroyed)
 #   STATE    the folder where file steps leave "reload" or "restart"
 #   CHANGES  a digest of what the file steps printed: there so that this step runs after any of
 #            them ran, and runs again after a failed run of its own (the engine then keeps the
 #            digest from before)
 #   PORTS    the SMTP ports, space-separated ("25 587")
+#   AUTH     dovecot (port 587's logins: Dovecot started when down, reloaded when its
+#            configuration changed, and checked) or none
 set -eu
 
 # Postfix 3.7 (Debian 12) prints errors only to a terminal: script(1) gives it one, so failures say why.
@@ -38,6 +40,19 @@ else
 fi
 running() { postfix status >/dev/null 2>&1; }
 
+# Dovecot, as the auth service of port 587.
+DOVECOT_SOCKET=/var/spool/postfix/private/auth
+dovecot_running() { [ -f /run/dovecot/master.pid ] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; }
+dovecot_control() { # start|reload
+    if [ -d /run/systemd/system ]; then
+        systemctl "$1" dovecot
+    elif [ "$1" = start ]; then
+        dovecot
+    else
+        doveadm reload
+    fi
+}
+
 if [ "$1" = stop ]; then
     if running; then control stop; fi
     exit 0
@@ -45,7 +60,8 @@ fi
 
 state=$2
 ports=$4
-shift 4
+auth=$5
+shift 5
 # Read before postfix is touched: script(1) would hand standard input to postfix.
 probe_script=$(cat)
 addresses=("$@")
@@ -66,6 +82,7 @@ rebuild() { # kind path
     case "$1" in
         aliases) newaliases ;;
         virtual) postmap "hash:$2" ;;
+        dovecot-conf) if dovecot_running; then dovecot_control reload; fi ;;
     esac
 }
 # Only one script at a time edits main.cf (write-file.sh and relay-probe.sh take the same lock).
@@ -131,6 +148,18 @@ apply() { # restart|reload|start
     report FAIL "postfix $1 failed: $(printf '%s' "$out" | tr '\n' ' ')"
     return 1
 }
+# Dovecot started when down, reloaded when its configuration changed; a failure is a failed check.
+apply_dovecot() {
+    local verb="" out
+    if ! dovecot_running; then verb=start; elif [ -e "$state/dovecot-reload" ]; then verb=reload; fi
+    [ -n "$verb" ] || return 0
+    if out=$(dovecot_control "$verb" 2>&1); then
+        dovecot_action=" (dovecot ${verb}ed)"
+        return 0
+    fi
+    report FAIL "dovecot $verb failed: $(printf '%s' "$out" | tr '\n' ' ')"
+    return 1
+}
 
 failures=0
 lines=""
@@ -152,6 +181,16 @@ check() {
     local address host port banner probe xclient rcpt before after status why errors
     answered=""
     if running; then report ok 'postfix is running'; else report FAIL 'postfix is not running'; fi
+    if [ "$auth" = dovecot ]; then
+        # smtpd reaches Dovecot through its socket, a moment after Dovecot starts.
+        for _ in 1 2 3 4 5 6 7 8 9 10; do [ -S "$DOVECOT_SOCKET" ] && break; sleep 0.5; done
+        if dovecot_running && [ -S "$DOVECOT_SOCKET" ]; then
+            report ok "dovecot is running and listens on $DOVECOT_SOCKET"
+            auth_checked="dovecot auth listening, "
+        else
+            report FAIL "dovecot (the logins of port 587) is not running or not listening on $DOVECOT_SOCKET"
+        fi
+    fi
     for address in "${addresses[@]}"; do
         host=${address#[}
         host=${host%]}
@@ -201,10 +240,10 @@ elif [ -e "$state/reload" ]; then
 else
     verb="" action="left running (no reload needed)"
 fi
-if [ -z "$verb" ] || apply "$verb"; then check; fi
+if { [ -z "$verb" ] || apply "$verb"; } && { [ "$auth" != dovecot ] || apply_dovecot; }; then check; fi
 if [ "$failures" -eq 0 ]; then
-    rm -rf "$state/restart" "$state/reload" "$state/good" "$state/pending"
-    echo "postfix $action${reinstalled:+ (again with $reinstalled)}; checks passed: postfix running, 220 on ${answered:-}, relay refused ($refusal)"
+    rm -rf "$state/restart" "$state/reload" "$state/dovecot-reload" "$state/good" "$state/pending"
+    echo "postfix $action${dovecot_action:-}${reinstalled:+ (again with $reinstalled)}; checks passed: postfix running, ${auth_checked:-}220 on ${answered:-}, relay refused ($refusal)"
     exit 0
 fi
 
@@ -220,9 +259,9 @@ if [ -z "${restored:-}" ]; then
     echo "pulumi-postfix: the server failed $failed check(s) after the deployment (above); no file had changed since the last check that passed, so there is nothing to roll back" >&2
     exit 1
 fi
-rm -f "$state/restart" "$state/reload"
+rm -f "$state/restart" "$state/reload" "$state/dovecot-reload"
 failures=0 lines=""
-if apply restart; then check; fi
+if apply restart && { [ "$auth" != dovecot ] || apply_dovecot; }; then check; fi
 live_ms=$((($(date +%s%N) - started_at) / 1000000))
 if [ "$failures" -eq 0 ]; then
     echo "rolled back at $(date -u '+%H:%M:%S') UTC, $live_ms ms after the service step started: restored $restored; checks passed again"

@@ -11,8 +11,10 @@
 #          master-cf (stdin: our services, applied to a copy of the live master.cf, then checked);
 #          aliases, virtual (every local target must be a user, or an alias: ALIAS... are the
 #          alias names, as /etc/aliases is written beside the virtual map); sasl-passwd (postfix
-#          reads it at each delivery: no reload)
-#   MODE   0644 or 0600
+#          reads it at each delivery: no reload); dovecot-conf (doveconf reads a staged copy;
+#          asks for a Dovecot reload); mail-passwords (hashes, group dovecot; Dovecot reloads at
+#          once, postfix does not)
+#   MODE   0644, 0640 or 0600
 #   STATE  the folder where the service step finds the reload and restart requests, and the
 #          records it rolls back with (good/, pending/)
 set -eu
@@ -124,17 +126,24 @@ case "$kind" in
     virtual)
         aliases="$*"
         sed -n 's/^[^#][^[:space:]]*[[:space:]]*//p' "$new" | check_targets ;;
+    dovecot-conf)
+        effect=dovecot-reload
+        if ! out=$(doveconf -c "$new" -n 2>&1 >/dev/null); then
+            printf '%s\n' "$out" >&2
+            refuse "Dovecot refused the new $dest (above); the live configuration is unchanged"
+        fi ;;
 esac
 chmod "$mode" "$new"
-chown 0:0 "$new"
-if [ "$kind" != sasl-passwd ]; then
+if [ "$kind" = mail-passwords ]; then chown 0:dovecot "$new"; else chown 0:0 "$new"; fi
+# Credentials are not rolled back (see above).
+if [ "$kind" != sasl-passwd ] && [ "$kind" != mail-passwords ]; then
     (umask 077; mkdir -p "$state/good")
     if [ ! -e "$state/good/$entry" ] && [ ! -e "$state/good/$entry.absent" ]; then
         if [ -f "$dest" ]; then cp -p "$dest" "$state/good/$entry"; else : >"$state/good/$entry.absent"; fi
     fi
 fi
-# A secret (0600) leaves no old copy behind.
-if [ "$mode" != 0600 ] && [ -f "$dest" ]; then cp -p "$dest" "$dest.previous"; fi
+# Secrets and password hashes leave no old copy behind.
+if [ "$mode" = 0644 ] && [ -f "$dest" ]; then cp -p "$dest" "$dest.previous"; fi
 mv -f "$new" "$dest"
 
 case "$kind" in
@@ -150,6 +159,13 @@ case "$kind" in
         (umask 077; postmap "hash:$dest")
         chmod 0600 "$dest.db"
         postqueue -f 2>/dev/null || true
+        echo "changed: $dest"
+        exit 0 ;;
+    # Dovecot reads the passwd-file again when its time or size changed, but its time has whole
+    # seconds and a new hash of the same user has the same size: a second write within the same
+    # second would go unseen. So Dovecot reloads (postfix is not touched).
+    mail-passwords)
+        if [ -f /run/dovecot/master.pid ] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; then doveadm reload; fi
         echo "changed: $dest"
         exit 0 ;;
 esac
