@@ -2,9 +2,8 @@
 // alias domains, and certificate renewal. Loopback only; outbound mail is held on the host.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { ageCertificate } from "./support/certificates";
 import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
 import { mxConfig } from "./support/config";
 import { Stack } from "./support/pulumi";
@@ -20,6 +19,7 @@ let host: HostInfo;
 
 type Changes = { submission?: boolean; virtualAliases?: Record<string, string | string[]>; messageSizeLimit?: number };
 const VIRTUAL = { "info@shop.test": "alice", "@tickets.test": "fribeiro" };
+const ALICE_PASSWORD = "alice-sends-on-587";
 
 const config = (changes: Changes = {}) => mxConfig({
     // IPv6 first: the deploy check and verify probe the first listen address.
@@ -44,6 +44,7 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
     before(() => {
         host = hostUp(name, "trixie", address);
         stack.init(config());
+        stack.setSecret("postfix:mailPasswords.alice", ALICE_PASSWORD);
         const up = stack.up();
         console.log(`# features: cold pulumi up took ${up.seconds.toFixed(1)} s`);
     });
@@ -64,17 +65,22 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
         await delivered("alice", subject);
     });
 
-    test("port 587: STARTTLS required before mail, then delivered; outsiders still refused", async () => {
-        assert.match(hostOk(name, "postconf -M submission/inet"), /^submission\s+inet\s+n\s+-\s+y\s+-\s+-\s+smtpd .*-o smtpd_tls_security_level=encrypt$/m);
+    test("port 587 (Dovecot 2.4 without systemd): STARTTLS, then a login; without one even the LAN is refused", async () => {
+        assert.match(hostOk(name, "postconf -M submission/inet"), /^submission\s+inet\s+n\s+-\s+y\s+-\s+-\s+smtpd .*-o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes /m);
+        assert.match(hostOk(name, "dovecot --version"), /^2\.4\./);
         const plain = send(address, lanClient, "alice@e2e.test", "no tls", ["--quit-after", "RCPT"], 587);
         assert.ok(replies(plain).some((l) => /^530 5\.7\.0 Must issue a STARTTLS command first/.test(l)), plain.transcript);
         const subject = `submission ${randomUUID()}`;
-        const tls = send(address, lanClient, "alice@e2e.test", subject, ["--tls"], 587);
-        assert.match(tls.transcript, /TLS started with cipher/);
-        assert.ok(queued(tls), tls.transcript);
-        await delivered("alice", subject);
-        const outside = send(address, outsider, "alice@e2e.test", "outsider", ["--tls", "--quit-after", "RCPT"], 587);
-        assert.ok(replies(outside).some((l) => /^554 5\.7\.1 .*Client host rejected/.test(l)), outside.transcript);
+        const auth = ["--tls", "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", ALICE_PASSWORD];
+        const sent = swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--from", "alice@e2e.test", "--to", "fribeiro@e2e.test", "--header", `Subject: ${subject}`, ...auth], 587);
+        assert.match(sent.transcript, /TLS started with cipher/);
+        assert.ok(replies(sent).some((l) => /^235 2\.7\.0 Authentication successful/.test(l)), sent.transcript);
+        assert.ok(queued(sent), sent.transcript);
+        await delivered("fribeiro", subject);
+        for (const client of [lanClient, outsider]) {
+            const anonymous = send(address, client, "alice@e2e.test", "no login", ["--tls", "--quit-after", "RCPT"], 587);
+            assert.ok(replies(anonymous).some((l) => /^554 5\.7\.1 .*Client host rejected/.test(l)), anonymous.transcript);
+        }
     });
 
     test("virtual aliases: addresses of other domains reach local users; unknown ones there are refused", async () => {
@@ -135,8 +141,10 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
 
     test("turning submission off removes the 587 listener and keeps port 25", () => {
         stack.configure(config({ submission: false, messageSizeLimit: 10485760 }));
+        stack.removeSecret("postfix:mailPasswords");
         stack.up();
         assert.equal(hostSh(name, "postconf -M submission/inet").stdout.trim(), "");
+        assert.notEqual(hostSh(name, "test -e /etc/dovecot/pulumi-postfix.passwd").status, 0, "no password hashes are left");
         const refused = swaks(address, lanClient, ["--quit-after", "CONNECT"], 587);
         assert.notEqual(refused.status, 0, refused.transcript);
         assert.match(replies(swaks(address, lanClient, ["--quit-after", "CONNECT"]))[0], /^220 /);
@@ -145,16 +153,3 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
 });
 
 const CERTIFICATE = "tls:index/selfSignedCert:SelfSignedCert::mx-tls-cert";
-
-/** Rewrites the recorded validity end of a certificate (URN suffix) in the stack's state to `hours` from now. */
-function ageCertificate(target: Stack, certificate: string, hours: number): void {
-    const file = join(target.backend, "aged.json");
-    target.ok(["stack", "export", "--file", file]);
-    const state = JSON.parse(readFileSync(file, "utf8"));
-    const resource = state.deployment.resources.find((r: { urn: string }) => r.urn.endsWith(certificate));
-    assert.ok(resource, `${certificate} is in the state`);
-    resource.outputs.validityEndTime = new Date(Date.now() + hours * 3600_000).toISOString().replace(/\.\d+Z$/, "Z");
-    writeFileSync(file, JSON.stringify(state));
-    target.ok(["stack", "import", "--file", file]);
-}
-

@@ -37,7 +37,7 @@ BOOT_PACKAGES=systemd-sysv,dbus
 # Packages only downloaded into /var/cache/apt/archives (the product installs them). A booted
 # image also holds Debian's default MTA, which tests install to see it replaced (a separate
 # download: exim4 and postfix conflict).
-PREFETCH_PACKAGES="postfix postfix-doc"
+PREFETCH_PACKAGES="postfix postfix-doc dovecot-core"
 PREFETCH_BOOT_PACKAGES="exim4-daemon-light"
 
 SSH_PORT=22

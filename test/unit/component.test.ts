@@ -23,6 +23,7 @@ const HOST_KEY = readFileSync(join(dir, "host_key.pub"), "utf8").split(" ").slic
 const KNOWN_HOSTS = join(dir, "known_hosts");
 writeFileSync(KNOWN_HOSTS, `192.168.1.100 ${HOST_KEY}\n`);
 execFileSync("ssh-keygen", ["-H", "-f", KNOWN_HOSTS], { stdio: "ignore" });
+const MAIL_PASSWORD = "ana's mail password, never in clear";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 
@@ -39,7 +40,8 @@ before(async () => {
             registered.push({ type: args.type, name: args.name, inputs: args.inputs });
             const outputs: Record<string, unknown> = { ...args.inputs };
             if (args.type === "tls:index/privateKey:PrivateKey") Object.assign(outputs, { privateKeyPem: TLS_KEY, publicKeyPem: "PUBLIC" });
-            if (args.type === "tls:index/selfSignedCert:SelfSignedCert") outputs.certPem = CERT_PEM;
+            if (args.type === "tls:index/selfSignedCert:SelfSignedCert" || args.type === "tls:index/locallySignedCert:LocallySignedCert") outputs.certPem = CERT_PEM;
+            if (args.type === "tls:index/certRequest:CertRequest") outputs.certRequestPem = "REQUEST";
             if (args.type === "command:remote:Command") {
                 // A file step that runs prints a line of its own; here its content stands for that.
                 outputs.stdout = args.name.endsWith("-install") ? "postfix 3.7.11 installed (21 packages), compatibility_level 3.6\n"
@@ -119,7 +121,7 @@ test("the graph: steps, their order, their parent", async () => {
     assert.deepEqual(dependsOn.get("server-service"),
         p("server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-aliases", "server-main-cf", "server-master-cf"));
     const service = registered.find((r) => r.name === "server-service")!;
-    assert.match(service.inputs.create, new RegExp(`^sudo -n bash '${folder}/service\\.sh' 'apply' '/var/lib/pulumi-postfix' '[0-9a-f]{64}' '25' '127\\.0\\.0\\.1' '192\\.168\\.1\\.100'$`),
+    assert.match(service.inputs.create, new RegExp(`^sudo -n bash '${folder}/service\\.sh' 'apply' '/var/lib/pulumi-postfix' '[0-9a-f]{64}' '25' 'none' '127\\.0\\.0\\.1' '192\\.168\\.1\\.100'$`),
         "service.sh by path, run by bash, then its arguments: what to do, the request folder, the file steps' digest, ports, listen addresses");
     assert.match(service.inputs.stdin, /^#!\/bin\/bash\n# The relay probe/, "the relay probe on standard input");
     assert.equal(service.inputs.delete, `sudo -n bash '${folder}/service.sh' 'stop'`);
@@ -202,6 +204,7 @@ test("smarthost: the password travels only as a secret on stdin; submission adds
     const password = "relay-password-that-must-not-leak";
     const { outputs: [endpoints, , parameters] } = await deploy({
         relayHost: { host: "smtp.isp.test", username: "me@isp.test" }, relayHostPassword: pulumi.secret(password), submission: true,
+        mailUsers: ["fribeiro"], mailPasswords: { fribeiro: pulumi.secret(MAIL_PASSWORD) },
     });
     assert.deepEqual(endpoints, ["127.0.0.1:25", "127.0.0.1:587", "192.168.1.100:25", "192.168.1.100:587"]);
     assert.equal(parameters.relayhost, "[smtp.isp.test]:587");
@@ -213,13 +216,45 @@ test("smarthost: the password travels only as a secret on stdin; submission adds
     assert.ok(isSecret(sasl.inputs.stdin));
     assert.equal(plain(sasl.inputs.stdin).split("\n")[1], `[smtp.isp.test]:587 me@isp.test:${password}`);
     for (const c of commands) {
-        const text = JSON.stringify([plain(c.inputs.create), plain(c.inputs.delete), c === sasl ? "" : plain(c.inputs.stdin)]);
+        const text = JSON.stringify([plain(c.inputs.create), plain(c.inputs.delete), c === sasl || c.name === "server-mail-passwords" ? "" : plain(c.inputs.stdin)]);
         assert.ok(!text.includes(password), `${c.name}: the password is not in its command line or other input`);
+        assert.ok(!text.includes(MAIL_PASSWORD), `${c.name}: the mail password is not in its command line or other input`);
     }
+    const logins = commands.find((c) => c.name === "server-mail-passwords")!;
+    assert.ok(isSecret(logins.inputs.stdin), "the mail passwords travel as a secret on stdin");
+    assert.equal(plain(logins.inputs.stdin), `fribeiro ${MAIL_PASSWORD}\n`);
+    assert.match(plain(commands.find((c) => c.name === "server-service")!.inputs.create), / '25 587' 'dovecot' /);
+    assert.match(plain(commands.find((c) => c.name === "server-install")!.inputs.create), /'postfix postfix-doc libsasl2-modules dovecot-core openssl'/);
+    assert.match(parameters.smtpd_sender_login_maps, /^inline:\{ \{ fribeiro = fribeiro \}/);
     assert.ok(dependsOn.get("server-main-cf")!.includes("server-sasl-passwd"), "credentials are in place before main.cf names them");
     const master = commands.find((c) => c.name === "server-master-cf")!;
     assert.match(master.inputs.stdin, /^service submission\/inet=submission inet n - y - - smtpd$/m);
     assert.match(master.inputs.stdin, /^parameter submission\/inet\/smtpd_tls_security_level=encrypt$/m);
+    assert.match(master.inputs.stdin, /^parameter submission\/inet\/smtpd_client_restrictions=permit_sasl_authenticated,reject$/m);
+});
+
+test("port 587 without a password, a short password, or a password for someone who is not a mail user: refused before anything is registered", async () => {
+    for (const [args, error] of [
+        [{ submission: true }, /args\.submission is true, but no mail user has a password/],
+        [{ submission: true, mailUsers: ["ana"], mailPasswords: { ana: "short" } }, /args\.mailPasswords\.ana is shorter than 12 characters/],
+        [{ submission: true, mailUsers: ["ana"], mailPasswords: { bob: MAIL_PASSWORD } }, /args\.mailPasswords\.bob names "bob", who is not in mailUsers/],
+    ] as const) {
+        registered.length = 0;
+        await assert.rejects(deploy(args as never), error);
+        assert.deepEqual(registered, []);
+    }
+});
+
+test("a certificate authority signs the server's certificate (a request, then a locally signed certificate)", async () => {
+    registered.length = 0;
+    await deploy({ certificateAuthority: { certificatePem: "CA-PEM", privateKeyPem: pulumi.secret("CA-KEY") } } as never);
+    const types = registered.map((r) => r.type);
+    assert.ok(types.includes("tls:index/certRequest:CertRequest"));
+    assert.ok(types.includes("tls:index/locallySignedCert:LocallySignedCert"));
+    assert.ok(!types.includes("tls:index/selfSignedCert:SelfSignedCert"));
+    const signed = registered.find((r) => r.type === "tls:index/locallySignedCert:LocallySignedCert")!;
+    assert.ok(isSecret(signed.inputs.caPrivateKeyPem), "the authority's key stays a secret");
+    assert.equal(signed.inputs.validityPeriodHours, 397 * 24, "397 days unless set");
 });
 
 test("smarthost: a user name without the password, or a bad password, fails before anything is registered", async () => {

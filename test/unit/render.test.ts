@@ -1,10 +1,11 @@
 // Golden files: what the home (the guide's values) and lab stacks write on the host.
 // UPDATE_GOLDEN=1 npm run test:unit rewrites them; review the diff before committing.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { renderAliases, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "../../components/core/files";
+import { renderAliases, renderDovecotConf, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "../../components/core/files";
 import { mainCfParameters, OWNED_PARAMETERS, renderMainCf } from "../../components/core/main-cf";
 import { validateMailOptions } from "../../components/core/validate";
 import { readStackConfig } from "../../components/stack-config";
@@ -21,9 +22,13 @@ function golden(stack: string, file: string, actual: string): void {
     assert.equal(actual, readFileSync(path, "utf8"), `${stack}/${file} differs from its golden file`);
 }
 
+/** The lab stack's passwords, as `pulumi config set --secret --path` leaves them for the program. */
+export const LAB_PASSWORDS = { ana: "correct horse battery", ops: "staple-staple-staple" };
+const configOf = (stack: string) => stack === "lab" ? { ...stackConfig("lab"), "postfix:mailPasswords": JSON.stringify(LAB_PASSWORDS) } : stackConfig(stack);
+
 for (const stack of ["home", "lab"]) {
     test(`${stack} stack renders its golden files`, () => {
-        const { servers, problems } = readStackConfig(stackConfig(stack));
+        const { servers, problems } = readStackConfig(configOf(stack));
         assert.deepEqual(problems, []);
         const { settings } = servers[0];
         golden(stack, "main.cf", renderMainCf(mainCfParameters(settings, DEBIAN_12)));
@@ -32,6 +37,10 @@ for (const stack of ["home", "lab"]) {
         golden(stack, "preseed", renderPreseed(settings));
         golden(stack, "virtual", renderVirtualAliases(settings));
         golden(stack, "master-services", renderMasterServices(settings));
+        if (settings.submission) {
+            golden(stack, "dovecot-2.3.conf", renderDovecotConf("2.3.19.1"));
+            golden(stack, "dovecot-2.4.conf", renderDovecotConf("2.4.1"));
+        }
     });
 }
 
@@ -124,4 +133,37 @@ test("virtual aliases: one line per address; their domains, less the final desti
         "info@shop.test alice", "@tickets.test bob, carol@lab.test", "sales@lab.test alice", "x@shop.test bob", "",
     ]);
     assert.match(renderMainCf(mainCfParameters(settings, DEBIAN_12)), /^virtual_alias_domains = shop\.test, tickets\.test$/m);
+});
+
+test("the TLS policy, as this machine's OpenSSL expands Postfix's high grade without the excluded classes: ECDHE with AEAD ciphers only", () => {
+    const { settings } = readStackConfig(stackConfig("home")).servers[0];
+    const parameters = Object.fromEntries(mainCfParameters(settings, DEBIAN_12));
+    assert.equal(parameters.smtpd_tls_ciphers, "high");
+    assert.equal(parameters.smtpd_tls_mandatory_ciphers, "high");
+    // Postfix 3.7's tls_high_cipherlist, then one `!class` per excluded class, as Postfix builds it.
+    const list = ["aNULL:-aNULL:HIGH:@STRENGTH", ...(parameters.smtpd_tls_exclude_ciphers as string[]).map((c) => `!${c}`)].join(":");
+    const suites = execFileSync("openssl", ["ciphers", "-v", list], { encoding: "utf8" }).trim().split("\n")
+        .filter((line) => !/TLSv1\.3/.test(line)).map((line) => line.split(/\s+/));
+    assert.ok(suites.length >= 4, suites.join("\n"));
+    for (const [name, , kx, au, , mac] of suites) {
+        assert.equal(kx, "Kx=ECDH", name);
+        assert.match(au, /^Au=(RSA|ECDSA)$/, name);
+        assert.equal(mac, "Mac=AEAD", name);
+    }
+});
+
+test("who may send as what on port 587: each user as themselves, and as the aliases that reach them", () => {
+    const config = { ...configOf("lab"), "postfix:mailPasswords": JSON.stringify({ ana: LAB_PASSWORDS.ana }) };
+    const { settings } = readStackConfig(config).servers[0];
+    assert.deepEqual(settings.mailLogins, ["ana"]);
+    assert.deepEqual(settings.senderLogins, [
+        { sender: "ana", logins: ["ana"] },
+        { sender: "ops", logins: ["ops"] },
+        { sender: "postmaster", logins: ["ana"] },
+        { sender: "root", logins: ["ana"] },
+        { sender: "abuse", logins: ["ana"] },
+        { sender: "monitoring", logins: ["ana", "ops"] },
+        { sender: "info@wiki.lab.home.arpa", logins: ["ops"] },
+        { sender: "@tickets.lab.home.arpa", logins: ["ana"] },
+    ], "every mail user is listed, with or without a password: a password added or removed changes nothing but the password file");
 });

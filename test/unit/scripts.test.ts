@@ -27,10 +27,12 @@ test("the host scripts pass shellcheck as the command lines the steps send", { s
     // The shell files with their arguments, as the steps send them (a hostile-looking argument
     // included). The outer line nests quotes on purpose: there only warnings and errors count.
     const sent: Array<[string, "sh" | "bash", string[]]> = [
-        ["service.sh", "bash", ["apply", "/var/lib/pulumi-postfix", "digest 'x' $(y)", "25 587", "192.168.1.100", "[fd00::25]"]],
+        ["service.sh", "bash", ["apply", "/var/lib/pulumi-postfix", "digest 'x' $(y)", "25 587", "dovecot", "192.168.1.100", "[fd00::25]"]],
         ["service.sh", "bash", ["stop"]],
         ["install.sh", "sh", ["install", "120", "postfix postfix-doc libsasl2-modules", "fribeiro ops"]],
         ["install.sh", "sh", ["remove", "postfix postfix-doc", "/var/lib/pulumi-postfix"]],
+        ["mail-passwords.sh", "sh", ["write", "/etc/dovecot/pulumi-postfix.passwd", "/var/lib/pulumi-postfix"]],
+        ["mail-passwords.sh", "sh", ["remove", "/etc/dovecot/pulumi-postfix.passwd"]],
         ...Object.values(MANAGED_FILES).flatMap((file): Array<[string, "sh", string[]]> => [
             ["write-file.sh", "sh", writeFileArgs(file, ["postmaster", "it's"])],
             ["write-file.sh", "sh", ["remove", file.path]],
@@ -100,7 +102,7 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
         rmSync(log, { force: true });
         mkdirSync(state, { recursive: true });
         if (request) writeFileSync(join(state, request), "");
-        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "127.0.0.1"],
+        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "none", "127.0.0.1"],
             { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
         child.stdin.end(probeScript);
         let stdout = "";
@@ -146,7 +148,7 @@ echo "postfix $*" >>${shq(join(dir, "log"))}
     const port = (server.address() as AddressInfo).port;
     const openProbe = `if grep -q open ${shq(file.path)}; then r='250 2.1.5 Ok'; else r='554 5.7.1 Relay access denied'; fi; printf 'xclient=220 2.0.0 Ok\\nrcpt=%s\\nmain_cf=1 1\\n' "$r"`;
     const service = async (probe = openProbe) => {
-        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "127.0.0.1"],
+        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "none", "127.0.0.1"],
             { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
         child.stdin.end(probe);
         let output = "";
@@ -460,4 +462,37 @@ test("the scripts step puts every host script in a folder named by their hash, o
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /unexpected script name in the bundle: \.\.\/evil\.sh/);
     assert.deepEqual(readdirSync(join(dir, "scripts")), [], "nothing half-made is left");
+});
+
+test("mail passwords: only hashes are written, and an unchanged password keeps its hash (same salt)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "mail-passwords-"));
+    try {
+        // The script beside a stand-in write-file.sh that keeps what it was handed.
+        writeFileSync(join(dir, "mail-passwords.sh"), shellFile("mail-passwords.sh"));
+        writeFileSync(join(dir, "write-file.sh"), 'cat >"$3"\necho "written: $2 $3 $4 $5"\n');
+        const live = join(dir, "pulumi-postfix.passwd");
+        const run = (input: string) => {
+            const r = spawnSync("sh", [join(dir, "mail-passwords.sh"), "write", live, join(dir, "state")], { input, encoding: "utf8" });
+            assert.equal(r.status, 0, r.stderr);
+            assert.equal(r.stdout, `written: mail-passwords ${live} 0640 ${join(dir, "state")}\n`);
+            return readFileSync(live, "utf8");
+        };
+        const first = run("alice correct horse battery\nbob staple with  two  spaces \n");
+        assert.doesNotMatch(first, /correct horse|staple/, "no password in clear");
+        const hash = (file: string, user: string) => new RegExp(`^${user}:\\{SHA512-CRYPT\\}(\\$6\\$[^$]+\\$\\S+)$`, "m").exec(file)?.[1] ?? "";
+        const check = (user: string, password: string, file: string) => {
+            const salt = hash(file, user).split("$")[2];
+            return execFileSync("openssl", ["passwd", "-6", "-salt", salt, "-stdin"], { input: `${password}\n`, encoding: "utf8" }).trim() === hash(file, user);
+        };
+        assert.ok(check("alice", "correct horse battery", first), "alice's hash is of her password");
+        assert.ok(check("bob", "staple with  two  spaces ", first), "spaces inside and at the end are kept");
+        assert.equal(run("alice correct horse battery\nbob staple with  two  spaces \n"), first, "the same passwords: the same file");
+        const changed = run("alice correct horse battery\nbob another password\n");
+        assert.equal(hash(changed, "alice"), hash(first, "alice"), "alice's line is kept");
+        assert.notEqual(hash(changed, "bob"), hash(first, "bob"));
+        assert.ok(check("bob", "another password", changed));
+        assert.doesNotMatch(run("alice correct horse battery\n"), /^bob:/m, "a user left out is gone");
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
 });

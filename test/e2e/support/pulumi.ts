@@ -71,10 +71,29 @@ export class Stack {
         this.ok(["stack", "init", "--secrets-provider", "passphrase"]);
     }
 
-    /** Writes the stack's config file, keeping the passphrase salt that `stack init` added. */
+    /**
+     * Writes the stack's config file, keeping the passphrase salt that `stack init` added, and the
+     * secrets set with setSecret (encrypted, as `pulumi config set --secret` left them).
+     */
     configure(config: Record<string, unknown>): void {
-        const previous = existsSync(this.file) ? (load(readFileSync(this.file, "utf8")) as Record<string, unknown>) : {};
-        writeFileSync(this.file, dump({ ...(previous.encryptionsalt ? { encryptionsalt: previous.encryptionsalt } : {}), config }));
+        const previous = existsSync(this.file) ? (load(readFileSync(this.file, "utf8")) as Record<string, any>) : {};
+        const secrets = Object.fromEntries([...this.secretKeys].filter((key) => previous.config?.[key] !== undefined).map((key) => [key, previous.config[key]]));
+        writeFileSync(this.file, dump({ ...(previous.encryptionsalt ? { encryptionsalt: previous.encryptionsalt } : {}), config: { ...config, ...secrets } }));
+    }
+
+    private readonly secretKeys = new Set<string>();
+
+    /** `pulumi config set --secret --path PATH` (the value on standard input, as a user types it); configure keeps it. */
+    setSecret(path: string, value: string): void {
+        this.ok(["config", "set", "--secret", "--path", path], { stdin: value });
+        this.secretKeys.add(path.split(/[.[]/)[0]);
+    }
+
+    /** `pulumi config rm --path PATH`: the secret is gone, and configure no longer keeps it. */
+    removeSecret(path: string): void {
+        this.ok(["config", "rm", "--path", path]);
+        const key = path.split(/[.[]/)[0];
+        if (path === key) this.secretKeys.delete(key);
     }
 
     up(): Run {
