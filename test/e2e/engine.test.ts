@@ -57,19 +57,25 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
     });
 
     for (const [stack, server] of [[home, "server"], [lab, "mail"]] as const) {
-        test(`pulumi preview --stack ${stack.name} plans every step, without any secret set`, () => {
+        test(`pulumi preview --stack ${stack.name} plans every step${stack === lab ? ", with the mail users' passwords set as secrets, which never show" : ", without any secret set"}`, () => {
             stack.init();
+            // The lab stack has port 587 with logins: its users' passwords are secrets, set as its file says.
+            const passwords = stack === lab ? ["ana's lab mail password", "ops-lab-mail-password"] : [];
+            if (stack === lab) ["ana", "ops"].forEach((user, i) => stack.setSecret(`postfix:mailPasswords.${user}`, passwords[i]));
+            const steps = stack === lab ? [...STEPS, "dovecot-conf", "mail-passwords"] : STEPS;
             const preview = stack.ok(["preview", "--diff"]);
-            // The steps, plus the stack, the component, and the key and certificate @pulumi/tls makes.
-            assert.match(preview.stdout, new RegExp(`\\+ ${STEPS.length + 4} to create`));
-            for (const step of STEPS) assert.match(preview.stdout, new RegExp(`command:remote:Command: \\(create\\)[^]*${server}-${step}|${server}-${step}`));
+            // The steps, plus the stack, the component, and the key and certificate @pulumi/tls makes
+            // (lab: also the authority's key and certificate, and the certificate request it signs).
+            assert.match(preview.stdout, new RegExp(`\\+ ${steps.length + 4 + (stack === lab ? 3 : 0)} to create`));
+            for (const step of steps) assert.match(preview.stdout, new RegExp(`command:remote:Command: \\(create\\)[^]*${server}-${step}|${server}-${step}`));
             assert.doesNotMatch(preview.stdout + preview.stderr, /warning:/);
+            for (const password of passwords) assert.ok(!(preview.stdout + preview.stderr).includes(password), "no password in the preview");
             // The host key comes from the user's known_hosts: every step's own connection verifies it
             // (the connection is secret: only a preview with --show-secrets shows it).
             const known = execFileSync("ssh-keygen", ["-F", server === "server" ? "192.168.1.100" : "10.20.0.25", "-f", join(user.HOME, ".ssh", "known_hosts")], { encoding: "utf8" })
                 .split("\n")[1].split(" ").slice(1).join(" ");
             const shown = stack.ok(["preview", "--diff", "--show-secrets"]).stdout;
-            assert.equal(shown.split("\n").filter((l) => /^hostKey\s*: "/.test(l.trim()) && l.trim().endsWith(` "${known}"`)).length, STEPS.length - 1, "one per remote step");
+            assert.equal(shown.split("\n").filter((l) => /^hostKey\s*: "/.test(l.trim()) && l.trim().endsWith(` "${known}"`)).length, steps.length - 1, "one per remote step");
         });
     }
 

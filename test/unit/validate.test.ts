@@ -163,3 +163,31 @@ test("keys are shown escaped: a newline in a key never starts a new line of the 
 test("an extra parameter named like a JavaScript built-in is just an unknown parameter", () => {
     assert.deepEqual(problems((o) => (o.extraParameters = { constructor: "x" })), []);
 });
+
+test("mail passwords and the certificate authority in the stack config: each problem names its key, never a password", () => {
+    const lab = (extra: Record<string, string>) => readStackConfig({ ...stackConfig("lab"), ...extra });
+    const secret = "line one\nmynetworks = 0.0.0.0/0";
+    const { problems } = lab({
+        "postfix:mailPasswords": JSON.stringify({ ana: secret, ops: "short", "bob": "long enough password" }),
+        "postfix:certificateAuthority": JSON.stringify({ commonName: "", validityDays: 5, color: "red" }),
+    });
+    assert.deepEqual(problems.sort(), [
+        "postfix:certificateAuthority.color is not a known option (known: commonName, organization, validityDays)",
+        "postfix:certificateAuthority.commonName must be a name of 1 to 64 printable characters",
+        "postfix:certificateAuthority.validityDays must be a whole number from 365 to 10950",
+        "postfix:mailPasswords.ana contains a control character (newline, tab, NUL...), which is never allowed",
+        "postfix:mailPasswords.bob names \"bob\", who is not in mailUsers: only mail users can log in",
+        "postfix:mailPasswords.ops is shorter than 12 characters: port 587 takes logins from any network that reaches it",
+    ]);
+    assert.ok(!problems.join("\n").includes("line one") && !problems.join("\n").includes("short\""), "no password in a message");
+    assert.match(lab({}).problems.join("\n"), /postfix:submission is true, but no mail user has a password/);
+    const fine = lab({ "postfix:mailPasswords": JSON.stringify({ ana: "ana's long password" }), "postfix:certificateAuthority": "true" });
+    assert.deepEqual(fine.problems, []);
+    assert.deepEqual(fine.certificateAuthority, { commonName: "lab.home.arpa mail CA" });
+    assert.equal(fine.servers[0].settings.certificate.validityHours, 365 * 24, "the lab sets 365 days");
+    const home = readStackConfig({ ...stackConfig("home"), "postfix:mailPasswords": JSON.stringify({ fribeiro: "fribeiro's password" }) });
+    assert.deepEqual(home.problems, ["postfix:mailPasswords is set but no server has submission: true (the passwords are for port 587)"]);
+    const tooLong = readStackConfig({ ...stackConfig("home"), "postfix:certificateAuthority": "true", "postfix:certificate": JSON.stringify({ validityDays: 1095 }) });
+    assert.match(tooLong.problems.join("\n"), /postfix:certificate\.validityDays must be at most 825 when the certificate authority signs it/);
+    assert.equal(readStackConfig({ ...stackConfig("home"), "postfix:certificateAuthority": "true" }).servers[0].settings.certificate.validityHours, 397 * 24);
+});
