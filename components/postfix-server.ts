@@ -128,7 +128,7 @@ export class PostfixServer extends pulumi.ComponentResource {
                 PROBE_HOST: ssh.host, PROBE_PORT: String(ssh.port), PROBE_TIMEOUT: String(ssh.perDialTimeout),
                 PROBE_ATTEMPTS: String(ssh.dialErrorLimit), PROBE_HOST_KEY: trusted.hostKey, PROBE_KEY_SOURCE: trusted.source,
             },
-            triggers: [changeDigest(settings, { ...ssh, hostKey: trusted.hostKey }, cert.certPem, relayPassword, mailPasswords)],
+            triggers: changeDigests(settings, { ...ssh, hostKey: trusted.hostKey }, cert.certPem, relayPassword, mailPasswords),
             addPreviousOutputInEnv: false,
         }, parent);
 
@@ -320,15 +320,17 @@ function connectionOf(ssh: SshSettings, hostKey: string, secretKey?: pulumi.Inpu
 }
 
 /**
- * Changes whenever a step may run: the settings, the SSH settings, the certificate, the relay
- * password. A secret when the password is in it (its hash would otherwise sit in the state).
+ * Change whenever a step may run: one digest of the settings, the SSH settings and the
+ * certificate, and one of the passwords (relay and mail), a secret (a hash of a password would
+ * otherwise sit in the state). Two, not one: a secret must have a value, and the certificate has
+ * none yet in a preview that renews it, while the passwords always have theirs.
  */
-function changeDigest(settings: Settings, ssh: SshSettings, certPem: pulumi.Output<string>, relayPassword?: pulumi.Input<string>,
-    mailPasswords?: pulumi.Output<Array<[string, string]>>): pulumi.Output<string> {
-    const digest = pulumi.all([certPem, relayPassword ?? "", mailPasswords ?? []])
-        .apply(([pem, password, logins]) => sha256(JSON.stringify([settings, ssh, pem, sha256(password), sha256(JSON.stringify(logins))],
-            (_key, value) => typeof value === "bigint" ? String(value) : value)));
-    return relayPassword === undefined && mailPasswords === undefined ? digest : pulumi.secret(digest);
+function changeDigests(settings: Settings, ssh: SshSettings, certPem: pulumi.Output<string>, relayPassword?: pulumi.Input<string>,
+    mailPasswords?: pulumi.Output<Array<[string, string]>>): pulumi.Output<string>[] {
+    const plain = certPem.apply((pem) => sha256(JSON.stringify([settings, ssh, pem], (_key, value) => typeof value === "bigint" ? String(value) : value)));
+    if (relayPassword === undefined && mailPasswords === undefined) return [plain];
+    const secret = pulumi.all([relayPassword ?? "", mailPasswords ?? []]).apply(([password, logins]) => sha256(JSON.stringify([password, logins])));
+    return [plain, pulumi.secret(secret)];
 }
 
 export function sha256(text: string): string {

@@ -82,7 +82,7 @@ rebuild() { # kind path
     case "$1" in
         aliases) newaliases ;;
         virtual) postmap "hash:$2" ;;
-        dovecot-conf) if dovecot_running; then dovecot_control reload; fi ;;
+        dovecot-conf) if dovecot_running; then dovecot_control reload </dev/null >/dev/null 2>&1; fi ;;
     esac
 }
 # Only one script at a time edits main.cf (write-file.sh and relay-probe.sh take the same lock).
@@ -153,11 +153,15 @@ apply_dovecot() {
     local verb="" out
     if ! dovecot_running; then verb=start; elif [ -e "$state/dovecot-reload" ]; then verb=reload; fi
     [ -n "$verb" ] || return 0
-    if out=$(dovecot_control "$verb" 2>&1); then
+    # Into a file, not a pipe: the daemon Dovecot leaves behind would hold a pipe open for ever.
+    out=$(mktemp)
+    if dovecot_control "$verb" </dev/null >"$out" 2>&1; then
+        rm -f "$out"
         dovecot_action=" (dovecot ${verb}ed)"
         return 0
     fi
-    report FAIL "dovecot $verb failed: $(printf '%s' "$out" | tr '\n' ' ')"
+    report FAIL "dovecot $verb failed: $(tr '\n' ' ' <"$out")"
+    rm -f "$out"
     return 1
 }
 

@@ -12,8 +12,8 @@
 #          aliases, virtual (every local target must be a user, or an alias: ALIAS... are the
 #          alias names, as /etc/aliases is written beside the virtual map); sasl-passwd (postfix
 #          reads it at each delivery: no reload); dovecot-conf (doveconf reads a staged copy;
-#          asks for a Dovecot reload); mail-passwords (hashes, group dovecot; Dovecot reloads at
-#          once, postfix does not)
+#          asks for a Dovecot reload); mail-passwords (hashes, group dovecot; Dovecot reads the
+#          file again at the next login: no reload)
 #   MODE   0644, 0640 or 0600
 #   STATE  the folder where the service step finds the reload and restart requests, and the
 #          records it rolls back with (good/, pending/)
@@ -142,6 +142,13 @@ if [ "$kind" != sasl-passwd ] && [ "$kind" != mail-passwords ]; then
         if [ -f "$dest" ]; then cp -p "$dest" "$state/good/$entry"; else : >"$state/good/$entry.absent"; fi
     fi
 fi
+# Dovecot reads the password file again when its time (whole seconds) or its size changed, and a
+# user's new hash has the old one's size: the new file gets a time the old one does not have. (A
+# reload would cut the auth connection of every running smtpd: the next login would fail once.)
+if [ "$kind" = mail-passwords ] && [ -f "$dest" ]; then
+    while [ "$(date +%s)" -le "$(stat -c %Y "$dest")" ]; do sleep 0.2; done
+    touch "$new"
+fi
 # Secrets and password hashes leave no old copy behind.
 if [ "$mode" = 0644 ] && [ -f "$dest" ]; then cp -p "$dest" "$dest.previous"; fi
 mv -f "$new" "$dest"
@@ -161,11 +168,8 @@ case "$kind" in
         postqueue -f 2>/dev/null || true
         echo "changed: $dest"
         exit 0 ;;
-    # Dovecot reads the passwd-file again when its time or size changed, but its time has whole
-    # seconds and a new hash of the same user has the same size: a second write within the same
-    # second would go unseen. So Dovecot reloads (postfix is not touched).
+    # Dovecot reads the file again at the next login (see above): nothing reloads.
     mail-passwords)
-        if [ -f /run/dovecot/master.pid ] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; then doveadm reload; fi
         echo "changed: $dest"
         exit 0 ;;
 esac

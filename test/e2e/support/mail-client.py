@@ -19,8 +19,7 @@ class NamedSMTP(smtplib.SMTP):
 
     def __init__(self, name, address, port, source):
         self._address = address
-        super().__init__(local_hostname="laptop.e2e.test", source_address=(source, 0), timeout=30)
-        self.connect(name, port)
+        super().__init__(name, port, local_hostname="laptop.e2e.test", source_address=(source, 0), timeout=30)
 
     def _get_socket(self, host, port, timeout):
         return socket.create_connection((self._address, port), timeout, self.source_address)
