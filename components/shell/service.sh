@@ -158,6 +158,9 @@ apply_dovecot() {
     if dovecot_control "$verb" </dev/null >"$out" 2>&1; then
         rm -f "$out"
         dovecot_action=" (dovecot ${verb}ed)"
+        # A reload restarts Dovecot's auth service: each running smtpd would lose its connection
+        # to it and fail its next login once. A postfix reload replaces them after their session.
+        if [ "$verb" = reload ] && [ "$action" != restarted ] && [ "$action" != started ]; then control reload >/dev/null 2>&1 || true; fi
         return 0
     fi
     report FAIL "dovecot $verb failed: $(tr '\n' ' ' <"$out")"
