@@ -40,14 +40,17 @@ const components = servers.map((server) => new PostfixServer(server.name, {
  * parameters are the component's output, not the stack's: `preview --diff` shows main.cf itself,
  * and a failed run's display stays short.)
  */
-export const mailServers = Object.fromEntries(components.map((c, i) => [servers[i].name, {
+const mailServers = Object.fromEntries(components.map((c, i) => [servers[i].name, {
     smtpEndpoints: c.smtpEndpoints,
     certificateSha256: c.certificateSha256,
     certificatePem: c.certificatePem,
     postfixVersion: c.postfixVersion,
 }]));
 
-/** The stack's certificate authority, when it has one: the certificate mail clients import. */
-export const certificateAuthorityPem = authority?.certificatePem;
-/** Its SHA-256 fingerprint, to compare on a client after the import. */
-export const certificateAuthoritySha256 = authority?.certificateSha256;
+// The stack's outputs. With a certificate authority, also its certificate (what mail clients
+// import) and that certificate's SHA-256 fingerprint (to compare on a client after the import);
+// without one, no such keys at all (an undefined output would be a warning on every run).
+export = {
+    mailServers,
+    ...(authority ? { certificateAuthorityPem: authority.certificatePem, certificateAuthoritySha256: authority.certificateSha256 } : {}),
+};
