@@ -203,18 +203,15 @@ export class PostfixServer extends pulumi.ComponentResource {
         const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, [...named, masterCf]);
         // Port 587's logins: Dovecot's configuration (its syntax depends on its version) and the
         // password hashes, made on the host from the passwords on standard input.
-        const dovecot = settings.submission && mailPasswords
-            ? [
-                file("dovecot-conf", MANAGED_FILES.dovecotConf, facts.apply((host) => renderDovecotConf(host.dovecotVersion)), [install]),
-                step("mail-passwords", {
-                    script: "mail-passwords.sh",
-                    args: ["write", PATHS.mailPasswords, PATHS.stateDir],
-                    stdin: pulumi.secret(mailPasswords.apply(renderMailPasswords)),
-                    deleteArgs: ["remove", PATHS.mailPasswords],
-                }, [install]),
-            ]
-            : [];
-        const passwordsStep = dovecot[1];
+        const logins = settings.submission && mailPasswords;
+        const dovecotConf = logins && file("dovecot-conf", MANAGED_FILES.dovecotConf, facts.apply((host) => renderDovecotConf(host.dovecotVersion)), [install]);
+        const passwordsStep = logins && step("mail-passwords", {
+            script: "mail-passwords.sh",
+            args: ["write", PATHS.mailPasswords, PATHS.stateDir],
+            stdin: pulumi.secret(logins.apply(renderMailPasswords)),
+            deleteArgs: ["remove", PATHS.mailPasswords],
+        }, [install]);
+        const dovecot = dovecotConf && passwordsStep ? [dovecotConf, passwordsStep] : [];
 
         // Postfix started, restarted or reloaded as the file steps asked, then the deploy check: a
         // deployment that leaves postfix down, deaf or open to relay fails here. The step follows

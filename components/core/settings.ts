@@ -139,8 +139,6 @@ export interface Settings {
     mailLogins: string[];
     /** Who may send as what on port 587: a local part (any final destination) or a full address, and its owners' logins. */
     senderLogins: Array<{ sender: string; logins: string[] }>;
-    /** The certificate is signed by the stack's certificate authority (not self-signed). */
-    signedByAuthority: boolean;
     /** In file order; keys are `local@domain` or `@domain`. */
     virtualAliases: Array<{ address: string; targets: string[] }>;
     /** Domains of the virtual aliases that are not final destinations. */

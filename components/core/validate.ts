@@ -205,7 +205,6 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf, context: Validat
             // Every mail user, not only those with a password: a password added or removed then
             // changes the password file alone.
             senderLogins: senderLogins(mailUsers, aliases, virtualAliases ?? []),
-            signedByAuthority: context.certificateAuthority === true,
             virtualAliases: virtualAliases ?? [],
             virtualAliasDomains: unique((virtualAliases ?? []).map((v) => v.address.slice(v.address.indexOf("@") + 1)))
                 .filter((d) => !destinations.includes(d)),
@@ -384,11 +383,11 @@ export function mailPasswordProblem(password: unknown): string | undefined {
 export const MIN_MAIL_PASSWORD_LENGTH = 12;
 
 /**
- * Who may send as what on port 587: each login as itself, and as every alias and virtual alias
- * whose mail reaches it (through other aliases too). A bare local part stands for that name at
+ * Who may send as what on port 587: each user as themselves, and as every alias and virtual alias
+ * whose mail reaches them (through other aliases too). A bare local part stands for that name at
  * every final destination (Postfix looks the local part up for local domains only).
  */
-export function senderLogins(logins: readonly string[], aliases: Settings["aliases"], virtualAliases: Settings["virtualAliases"]): Settings["senderLogins"] {
+export function senderLogins(users: readonly string[], aliases: Settings["aliases"], virtualAliases: Settings["virtualAliases"]): Settings["senderLogins"] {
     const aliasTargets = new Map(aliases.map((a) => [a.name, a.targets]));
     const reaches = (targets: readonly string[], login: string, seen: Set<string>): boolean => targets.some((target) => {
         if (target === login) return true;
@@ -397,11 +396,11 @@ export function senderLogins(logins: readonly string[], aliases: Settings["alias
         seen.add(target);
         return reaches(next, login, seen);
     });
-    const owners = (targets: readonly string[]) => logins.filter((login) => reaches(targets, login, new Set()));
-    const entries: Settings["senderLogins"] = logins.map((login) => ({ sender: login, logins: [login] }));
+    const owners = (targets: readonly string[]) => users.filter((user) => reaches(targets, user, new Set()));
+    const entries: Settings["senderLogins"] = users.map((user) => ({ sender: user, logins: [user] }));
     for (const alias of aliases) {
         const found = owners(alias.targets);
-        if (found.length > 0 && !logins.includes(alias.name)) entries.push({ sender: alias.name, logins: found });
+        if (found.length > 0 && !users.includes(alias.name)) entries.push({ sender: alias.name, logins: found });
     }
     for (const alias of virtualAliases) {
         const found = owners(alias.targets);
