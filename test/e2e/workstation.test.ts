@@ -207,7 +207,7 @@ describe("the README's quick start, as written, by an unprivileged user", { time
         const commit = execFileSync("git", ["-C", REPO, "rev-parse", "HEAD"], { encoding: "utf8" }).trim();
 
         // 1. Get the code.
-        userOk(announced(steps.get(1)!.map((line) => replaced(ours(line), "<repository URL>", `${home}/origin.git`, "the copy above"))));
+        userOk(announced(replaced(steps.get(1)!.map(ours).join("\n"), "<repository URL>", `${home}/origin.git`, "the copy above").split("\n")));
         assert.equal(userOk("git -C pulumi-postfix rev-parse HEAD").trim(), commit, "the clone is this checkout");
 
         // 2. Trust the server's host key: the fingerprint SSH shows, compared with the console's.
