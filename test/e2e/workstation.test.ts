@@ -277,6 +277,7 @@ describe("the README's quick start, as written, by an unprivileged user", { time
         assert.match(hostOk(name, "getent shadow fribeiro | cut -d: -f2"), /^[!*]/);
 
         const summary = /(\d+) passed, (\d+) failed/.exec(outputOf(output, verifyLines[1]))!;
-        console.log(`# README quick start as ${user} (SSH user ${sshUser}, sudo): ${lines.length} commands; verify --send ${summary[1]} passed, ${summary[2]} failed; ${output.split("\n").find((l) => l.startsWith("whoami:"))}`);
+        const heading = outputOf(output, verifyLines[1]).split("\n").find((l) => l.startsWith("server (stack office)"));
+        console.log(`# README quick start as ${user} (SSH user ${sshUser}, sudo): verify from ${workstation}: "${heading}", --send ${summary[1]} passed, ${summary[2]} failed; ${output.split("\n").find((l) => l.startsWith("whoami:"))}`);
     });
 });
