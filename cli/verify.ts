@@ -11,8 +11,8 @@ import { join } from "node:path";
 import type { NodeSSH } from "node-ssh";
 import {
     Check, compare, driftCheck, ehloChecks, ehloFeatures, expiryCheck, failed, fileCheck, firstLine, formatReport, HOST_SECTIONS, hostReportScript,
-    maildirWaitScript, mismatch, parseHostReport, parsePostconf, passed, relayProbeChecks, replyCheck, replyText, report,
-    ServerReport,
+    maildirWaitScript, mismatch, parseEndpoint, parseHostReport, parsePostconf, passed, relayProbeChecks, replyCheck, replyText, report,
+    ServerReport, smtpTargets,
 } from "../components/core/checks";
 import { Change, describeChange, plannedChanges } from "../components/core/changes";
 import { renderAliases, renderMailname, renderVirtualAliases } from "../components/core/files";
@@ -125,26 +125,23 @@ function readStack(options: Options): { targets: Target[]; secrets: SshSecrets }
     };
 }
 
-// ---- Workstation-side: the full SMTP session on the first endpoint, a banner from the others.
+// ---- Workstation-side: the full SMTP session on one endpoint (smtpTargets), a banner from the others.
 
 const SMTP_CHECKS = ["smtp banner", "starttls offered", "size limit", "no vrfy", "tls certificate", "rcpt postmaster", "rcpt unknown user"];
 
-function endpointOf(text: string): { host: string; port: number } {
-    const match = /^\[?(.*?)\]?:(\d+)$/.exec(text);
-    if (!match) throw new Error(`unexpected endpoint ${text}`);
-    return { host: match[1], port: Number(match[2]) };
-}
-
 /** The SMTP checks in order; once the dialogue breaks, the checks not reached fail with the reason. */
-async function smtpChecks(plan: ServerPlan, outputs: ServerOutputs, options: Options): Promise<{ checks: Check[]; subject?: string }> {
+async function smtpChecks(plan: ServerPlan, outputs: ServerOutputs, endpoint: string | undefined, options: Options): Promise<{ checks: Check[]; subject?: string }> {
     const { domain, hostname, messageSizeLimit } = plan.settings;
     const authority = outputs.certificateAuthorityPem;
     const names = [...SMTP_CHECKS, ...(options.send ? ["send"] : [])];
     const checks: Check[] = [];
-    const { host, port } = endpointOf(outputs.smtpEndpoints[0]);
     let session: SmtpSession | undefined;
     let subject: string | undefined;
     try {
+        if (endpoint === undefined) {
+            throw new Error(`no endpoint reachable from here: ${outputs.smtpEndpoints.join(", ")} are the server's own loopback; add its LAN address to listenAddresses`);
+        }
+        const { host, port } = parseEndpoint(endpoint);
         const opened = await SmtpSession.open(host, port, sameFamily(options.sourceAddress, host));
         session = opened.session;
         checks.push(compare("smtp banner", `220 ${hostname} ESMTP`, replyText(opened.greeting)));
@@ -202,7 +199,7 @@ function sameFamily(sourceAddress: string | undefined, host: string): string | u
 async function endpointChecks(plan: ServerPlan, endpoints: readonly string[], sourceAddress: string | undefined): Promise<Check[]> {
     const checks: Check[] = [];
     for (const endpoint of endpoints) {
-        const { host, port } = endpointOf(endpoint);
+        const { host, port } = parseEndpoint(endpoint);
         const name = `endpoint ${endpoint}`;
         const source = sameFamily(sourceAddress, host);
         let session: SmtpSession | undefined;
@@ -280,8 +277,10 @@ async function verifyServer({ plan, outputs }: Target, options: Options, secrets
     // SSH and SMTP in parallel: an unreachable host costs one timeout, not two.
     const connecting = connectSsh(plan.ssh, secrets, plan.name);
     connecting.catch(() => undefined); // handled below, after the SMTP checks: not an unhandled rejection meanwhile
-    const { checks: first, subject } = await smtpChecks(plan, outputs, options);
-    const smtp = [...first, ...(await endpointChecks(plan, outputs.smtpEndpoints.slice(1), options.sourceAddress))];
+    const targets = smtpTargets(outputs.smtpEndpoints, plan.ssh.host);
+    const where = { smtpEndpoint: targets.session, ...(targets.notFromHere.length > 0 ? { notFromHere: targets.notFromHere } : {}) };
+    const { checks: first, subject } = await smtpChecks(plan, outputs, targets.session, options);
+    const smtp = [...first, ...(await endpointChecks(plan, targets.others, options.sourceAddress))];
     let ssh: NodeSSH;
     const checks: Check[] = [];
     try {
@@ -289,7 +288,7 @@ async function verifyServer({ plan, outputs }: Target, options: Options, secrets
         ssh = connected.connection;
         checks.push(passed("ssh", `${sshTarget}, host key as in ${connected.keySource}`));
     } catch (error) {
-        return { name: plan.name, checks: [failed("ssh", `${sshTarget}: ${(error as Error).message}`), ...smtp] };
+        return { name: plan.name, ...where, checks: [failed("ssh", `${sshTarget}: ${(error as Error).message}`), ...smtp] };
     }
     // A phase that breaks (a command timing out) is one cross; the others still run.
     const phase = async (name: string, run: () => Promise<Check[]>) => {
@@ -308,7 +307,7 @@ async function verifyServer({ plan, outputs }: Target, options: Options, secrets
     } finally {
         ssh.dispose();
     }
-    return { name: plan.name, checks };
+    return { name: plan.name, ...where, checks };
 }
 
 // ---- --changes: what the next pulumi up would change, read from the host.

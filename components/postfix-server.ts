@@ -57,12 +57,13 @@ export interface PostfixServerArgs extends MailOptions {
 
 /**
  * A Debian server turned into a LAN Postfix SMTP server: installs postfix, writes main.cf, the
- * aliases, the mail name and a self-signed certificate when they differ, and reloads or restarts
- * postfix only when something changed. Plain option values are validated when the component is
+ * aliases, the mail name, the virtual aliases, the certificate (self-signed, or signed by the
+ * `certificateAuthority`) and, with `submission`, Dovecot's auth configuration and the password
+ * file, each only when it differs, and reloads or restarts postfix only when something changed. Plain option values are validated when the component is
  * constructed, so a wrong value fails before anything touches the host.
  */
 export class PostfixServer extends pulumi.ComponentResource {
-    /** `address:25` for each listen address. */
+    /** `address:port` for each listen address (IPv6 in brackets), in their order: port 25, and 587 with `submission`. */
     public readonly smtpEndpoints: pulumi.Output<string[]>;
     /** The STARTTLS certificate (PEM). */
     public readonly certificatePem: pulumi.Output<string>;

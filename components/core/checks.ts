@@ -1,5 +1,6 @@
 // What `npm run verify` compares and prints, and the scripts it runs on the host. Pure: the CLI
 // (cli/verify.ts) does the talking, these functions judge what it heard.
+import { isLoopback, parseAddress } from "./net";
 import { PATHS } from "./paths";
 import { script, shq } from "./shell";
 
@@ -16,6 +17,46 @@ export const mismatch = (name: string, expected: string, seen: string): Check =>
 /** Passes when `seen` equals `expected`; the detail shows the value either way. */
 export function compare(name: string, expected: string, seen: string): Check {
     return expected === seen ? passed(name, seen) : mismatch(name, expected, seen);
+}
+
+// ---- Which endpoints the workstation talks to.
+
+/** `192.168.1.100:25` or `[fd00::25]:587` -> host and port. */
+export function parseEndpoint(text: string): { host: string; port: number } {
+    const match = /^\[?(.*?)\]?:(\d+)$/.exec(text);
+    if (!match) throw new Error(`unexpected endpoint ${text}`);
+    return { host: match[1], port: Number(match[2]) };
+}
+
+const loopbackHost = (host: string): boolean => {
+    const address = parseAddress(host);
+    return address ? isLoopback(address) : host.toLowerCase() === "localhost";
+};
+const sameHost = (a: string, b: string): boolean => (parseAddress(a)?.text ?? a.toLowerCase()) === (parseAddress(b)?.text ?? b.toLowerCase());
+
+export interface SmtpTargets {
+    /** The full SMTP session (port 25); undefined when no endpoint can be reached from the workstation. */
+    session?: string;
+    /** A banner from each (and on 587, no AUTH before STARTTLS). */
+    others: string[];
+    /** The server's own loopback endpoints: from another machine they would reach the workstation itself. */
+    notFromHere: string[];
+}
+
+/**
+ * What verify checks from the workstation. A loopback endpoint is the server's own unless SSH also
+ * reaches the server on loopback (a server on this very machine): from anywhere else it would be
+ * the workstation's own port. The full session goes to port 25 at the address SSH reaches, else
+ * at the first address that is not loopback, so a stack that lists 127.0.0.1 first (as the guide
+ * does) is still checked on the server.
+ */
+export function smtpTargets(endpoints: readonly string[], sshHost: string): SmtpTargets {
+    const onThisMachine = loopbackHost(sshHost);
+    const reachable = endpoints.filter((e) => onThisMachine || !loopbackHost(parseEndpoint(e).host) || sameHost(parseEndpoint(e).host, sshHost));
+    const notFromHere = endpoints.filter((e) => !reachable.includes(e));
+    const port25 = reachable.filter((e) => parseEndpoint(e).port === 25);
+    const session = port25.find((e) => sameHost(parseEndpoint(e).host, sshHost)) ?? port25.find((e) => !loopbackHost(parseEndpoint(e).host)) ?? port25[0];
+    return { session, others: reachable.filter((e) => e !== session), notFromHere };
 }
 
 // ---- SMTP replies (RFC 5321 4.2): `250-first`, ..., `250 last`.
@@ -263,6 +304,10 @@ export function maildirWaitScript(user: string, subject: string, seconds: number
 export interface ServerReport {
     name: string;
     checks: Check[];
+    /** Where the workstation held its SMTP session with the server. */
+    smtpEndpoint?: string;
+    /** Endpoints on the server's own loopback, not contacted from the workstation. */
+    notFromHere?: string[];
 }
 
 export interface Report {
@@ -281,7 +326,8 @@ export function report(stack: string, servers: ServerReport[]): Report {
 export function formatReport(r: Report): string {
     const width = Math.max(0, ...r.servers.flatMap((s) => s.checks.map((c) => c.name.length)));
     const lines = r.servers.flatMap((s) => [
-        `${s.name} (stack ${r.stack})`,
+        `${s.name} (stack ${r.stack})${s.smtpEndpoint ? `: SMTP checks on ${s.smtpEndpoint}` : ""}` +
+            (s.notFromHere?.length ? `; not from here: ${s.notFromHere.join(", ")} (the server's own loopback)` : ""),
         ...s.checks.map((c) => `  ${c.ok ? "✓" : "✗"} ${c.name.padEnd(width)}  ${c.detail}`),
     ]);
     return [...lines, `${r.passed} passed, ${r.failed} failed`, ""].join("\n");

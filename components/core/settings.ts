@@ -12,7 +12,7 @@ export interface MailOptions {
     destinations?: string[];
     /** IP addresses Postfix listens on (`inet_interfaces`). Each must be configured on the host and lie inside a trusted network. */
     listenAddresses: string[];
-    /** Trusted client networks in CIDR form (`mynetworks`): these clients may send and relay mail; nobody else may connect. */
+    /** Trusted client networks in CIDR form (`mynetworks`): these clients may send and relay mail on port 25 without a login; port 25 refuses every other client (port 587, with `submission`, takes logins from anywhere that reaches it). */
     trustedNetworks: string[];
     /** Allow trusted networks outside the private, loopback and link-local ranges. Default `false`. */
     allowPublicNetworks?: boolean;
@@ -22,7 +22,7 @@ export interface MailOptions {
     mailUsers?: string[];
     /** `/etc/aliases`: alias name to its targets (local users, other aliases, or addresses). `postmaster: [root]` is added when absent. (Stack config may also give one target as a plain string.) */
     aliases?: Record<string, string[]>;
-    /** The self-signed certificate offered with STARTTLS. */
+    /** The certificate offered with STARTTLS on every port: self-signed, or signed by the stack's certificate authority when there is one. */
     certificate?: CertificateOptions;
     /** Further `main.cf` parameters as Postfix writes them (`"yes"`, `"10s"`, `"a, b"`), written after the managed ones. Parameters the typed options own are refused. (Stack config may also give numbers, booleans and lists.) */
     extraParameters?: Record<string, string>;

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { parseArgs, UsageError } from "../../cli/verify";
 import {
     describeDrift, ehloChecks, expiryCheck, fileCheck, formatReport, HOST_SECTIONS, hostReportScript, mainCfDrift,
-    maildirWaitScript, parseHostReport, parsePostconf, parseReplies, relayProbeChecks, report,
+    maildirWaitScript, parseHostReport, parsePostconf, parseReplies, relayProbeChecks, report, smtpTargets,
 } from "../../components/core/checks";
 import { renderAliases } from "../../components/core/files";
 import { formatValue, mainCfParameters, renderMainCf } from "../../components/core/main-cf";
@@ -130,6 +130,28 @@ test("output: one line per check, grouped per server, and the summary; --json ke
         "",
     ].join("\n"));
     assert.deepEqual(Object.keys(JSON.parse(JSON.stringify(r))), ["stack", "servers", "passed", "failed"]);
+});
+
+test("endpoints: the SMTP session goes to the server, never to the workstation's own loopback", () => {
+    // The home stack: 127.0.0.1 first, as the guide's inet_interfaces; verify runs on another machine.
+    const home = ["127.0.0.1:25", "192.168.1.100:25"];
+    assert.deepEqual(smtpTargets(home, "192.168.1.100"), { session: "192.168.1.100:25", others: [], notFromHere: ["127.0.0.1:25"] });
+    // Reached by name: the first address that is not loopback.
+    assert.deepEqual(smtpTargets([...home, "127.0.0.1:587", "192.168.1.100:587"], "server.home.lan"),
+        { session: "192.168.1.100:25", others: ["192.168.1.100:587"], notFromHere: ["127.0.0.1:25", "127.0.0.1:587"] });
+    // Several LAN addresses: the one SSH reaches, whatever the order.
+    assert.equal(smtpTargets(["[fd00::25]:25", "10.0.0.25:25"], "10.0.0.25").session, "10.0.0.25:25");
+    assert.equal(smtpTargets(["[fd00::25]:25", "10.0.0.25:25"], "fd00::25").session, "[fd00::25]:25");
+    assert.equal(smtpTargets(["[fd00:0::25]:25"], "fd00::25").session, "[fd00:0::25]:25", "addresses compared, not their text");
+    // A server SSH reaches on this machine's loopback is this machine: its loopback is reachable too.
+    assert.deepEqual(smtpTargets(["127.0.0.1:25", "127.0.23.2:25"], "127.0.23.2"), { session: "127.0.23.2:25", others: ["127.0.0.1:25"], notFromHere: [] });
+    assert.deepEqual(smtpTargets(["[::1]:25", "127.0.9.2:25", "[::1]:587"], "127.0.9.2"), { session: "127.0.9.2:25", others: ["[::1]:25", "[::1]:587"], notFromHere: [] });
+    assert.deepEqual(smtpTargets(["127.0.0.1:25"], "localhost"), { session: "127.0.0.1:25", others: [], notFromHere: [] });
+    // Only loopback, from another machine: nothing to talk to (verify says so in the SMTP checks).
+    assert.deepEqual(smtpTargets(["127.0.0.1:25", "[::1]:25"], "192.168.1.100"), { session: undefined, others: [], notFromHere: ["127.0.0.1:25", "[::1]:25"] });
+    // The output names the endpoint, and what was left alone.
+    const r = report("home", [{ name: "server", smtpEndpoint: "192.168.1.100:25", notFromHere: ["127.0.0.1:25"], checks: [{ name: "smtp banner", ok: true, detail: "220 server.home.lan ESMTP" }] }]);
+    assert.equal(formatReport(r).split("\n")[0], "server (stack home): SMTP checks on 192.168.1.100:25; not from here: 127.0.0.1:25 (the server's own loopback)");
 });
 
 test("arguments", () => {
