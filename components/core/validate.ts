@@ -432,8 +432,18 @@ function virtualAliasList(c: Checker, value: unknown, destinations: readonly str
         ?.map(({ key, targets }) => ({ address: key, targets }));
 }
 
-/** Days a server certificate from a private authority may be valid: Apple's systems refuse longer ones. */
-export const MAX_AUTHORITY_SIGNED_DAYS = 825;
+/**
+ * Days any server certificate the component makes may be valid, self-signed or signed by the
+ * stack's authority: Apple's systems refuse TLS server certificates valid longer than 825 days,
+ * whether trusted by hand or through an imported authority.
+ */
+export const MAX_CERTIFICATE_DAYS = 825;
+/**
+ * The default: the CA/Browser Forum's limit for public server certificates since 2020 (398 days),
+ * less a day, which browsers and mail clients hold every certificate to sooner or later; renewal is
+ * a `pulumi up` within earlyRenewalDays, so a shorter life costs the admin nothing.
+ */
+export const DEFAULT_CERTIFICATE_DAYS = 397;
 
 function certificateSettings(c: Checker, value: unknown, hostname: string | undefined, listen: Address[] | undefined, signedByAuthority: boolean): Settings["certificate"] | undefined {
     const raw: CertificateOptions & Record<string, unknown> = (value ?? {}) as never;
@@ -459,11 +469,10 @@ function certificateSettings(c: Checker, value: unknown, hostname: string | unde
     } else {
         ipAddresses = ipAddresses.filter((ip) => !isLoopback(parseAddress(ip) as Address));
     }
-    const validityDays = raw.validityDays === undefined
-        ? signedByAuthority ? 397 : 1095
-        : c.integer("certificate.validityDays", raw.validityDays, 1, 3650);
-    if (signedByAuthority && validityDays !== undefined && validityDays > MAX_AUTHORITY_SIGNED_DAYS) {
-        c.add("certificate.validityDays", `must be at most ${MAX_AUTHORITY_SIGNED_DAYS} when the certificate authority signs it: Apple's systems refuse longer server certificates from a private authority`);
+    const validityDays = raw.validityDays === undefined ? DEFAULT_CERTIFICATE_DAYS : c.integer("certificate.validityDays", raw.validityDays, 1, 3650);
+    if (validityDays !== undefined && validityDays > MAX_CERTIFICATE_DAYS) {
+        c.add("certificate.validityDays", `must be at most ${MAX_CERTIFICATE_DAYS}: Apple's systems refuse longer server certificates, `
+            + `${signedByAuthority ? "even from an imported certificate authority" : "even one trusted by hand"}`);
     }
     const earlyRenewalDays = raw.earlyRenewalDays === undefined ? 30 : c.integer("certificate.earlyRenewalDays", raw.earlyRenewalDays, 0, 3650);
     if (validityDays !== undefined && earlyRenewalDays !== undefined && earlyRenewalDays >= validityDays) {

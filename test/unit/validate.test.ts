@@ -28,6 +28,7 @@ test("the guide's options are valid, with the corrected defaults", () => {
     assert.equal(settings!.inetProtocols, "ipv4");
     assert.deepEqual(settings!.aliases.map((a) => a.name), ["postmaster", "root"]);
     assert.deepEqual(settings!.certificate.ipAddresses, ["192.168.1.100"], "loopback stays out of the certificate");
+    assert.equal(settings!.certificate.validityHours, 397 * 24, "self-signed: 397 days, as with the authority (Apple refuses more than 825)");
 });
 
 // Each case: how the options are broken, and what the one message must say (key first).
@@ -71,6 +72,7 @@ const CASES: Array<[string, (o: Record<string, any>) => void, RegExp]> = [
     ["mailbox limit below message limit", (o) => (o.extraParameters = { mailbox_size_limit: 1000 }), /^postfix:extraParameters\.mailbox_size_limit .*local delivery/],
     ["unknown option", (o) => (o.listenAdresses = ["127.0.0.1"]), /^postfix:listenAdresses is not a known option/],
     ["renewal window as long as validity", (o) => (o.certificate = { validityDays: 30, earlyRenewalDays: 30 }), /^postfix:certificate\.earlyRenewalDays /],
+    ["self-signed certificate longer than Apple accepts", (o) => (o.certificate = { validityDays: 826 }), /^postfix:certificate\.validityDays must be at most 825: Apple's systems refuse longer server certificates, even one trusted by hand$/],
     ["bad certificate algorithm", (o) => (o.certificate = { algorithm: "DSA" }), /^postfix:certificate\.algorithm /],
 ];
 
@@ -188,6 +190,6 @@ test("mail passwords and the certificate authority in the stack config: each pro
     const home = readStackConfig({ ...stackConfig("home"), "postfix:mailPasswords": JSON.stringify({ fribeiro: "fribeiro's password" }) });
     assert.deepEqual(home.problems, ["postfix:mailPasswords is set but no server has submission: true (the passwords are for port 587)"]);
     const tooLong = readStackConfig({ ...stackConfig("home"), "postfix:certificateAuthority": "true", "postfix:certificate": JSON.stringify({ validityDays: 1095 }) });
-    assert.match(tooLong.problems.join("\n"), /postfix:certificate\.validityDays must be at most 825 when the certificate authority signs it/);
+    assert.match(tooLong.problems.join("\n"), /postfix:certificate\.validityDays must be at most 825: Apple's systems refuse longer server certificates, even from an imported certificate authority/);
     assert.equal(readStackConfig({ ...stackConfig("home"), "postfix:certificateAuthority": "true" }).servers[0].settings.certificate.validityHours, 397 * 24);
 });
