@@ -187,6 +187,8 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf, context: Validat
     const submission = c.boolean("submission", raw.submission);
     const virtualAliases = virtualAliasList(c, raw.virtualAliases, destinations ?? []);
     const mailLogins = loginList(c, context.mailLogins ?? [], submission, mailUsers);
+    // Only logins on port 587 can send as an address; without them a copy to another user is just a copy.
+    if (submission && mailUsers && aliases && virtualAliases) ownAddressesKeptOwn(c, mailUsers, aliases, virtualAliases, destinations ?? []);
 
     if (c.problems.length > 0 || !domain || !hostname || !destinations || !trusted || !listen || !messageSizeLimit
         || !mailUsers || !aliases || !certificate || !extraParameters || aptLockTimeoutSeconds === undefined || !mailLogins) {
@@ -388,15 +390,7 @@ export const MIN_MAIL_PASSWORD_LENGTH = 12;
  * every final destination (Postfix looks the local part up for local domains only).
  */
 export function senderLogins(users: readonly string[], aliases: Settings["aliases"], virtualAliases: Settings["virtualAliases"]): Settings["senderLogins"] {
-    const aliasTargets = new Map(aliases.map((a) => [a.name, a.targets]));
-    const reaches = (targets: readonly string[], login: string, seen: Set<string>): boolean => targets.some((target) => {
-        if (target === login) return true;
-        const next = aliasTargets.get(target);
-        if (!next || seen.has(target)) return false;
-        seen.add(target);
-        return reaches(next, login, seen);
-    });
-    const owners = (targets: readonly string[]) => users.filter((user) => reaches(targets, user, new Set()));
+    const owners = usersReached(users, aliases);
     const entries: Settings["senderLogins"] = users.map((user) => ({ sender: user, logins: [user] }));
     for (const alias of aliases) {
         const found = owners(alias.targets);
@@ -407,6 +401,42 @@ export function senderLogins(users: readonly string[], aliases: Settings["aliase
         if (found.length > 0) entries.push({ sender: alias.address, logins: found });
     }
     return entries;
+}
+
+/** The mail users that mail to these targets reaches, through the local aliases too. */
+function usersReached(users: readonly string[], aliases: Settings["aliases"]): (targets: readonly string[]) => string[] {
+    const aliasTargets = new Map(aliases.map((a) => [a.name, a.targets]));
+    const reaches = (targets: readonly string[], login: string, seen: Set<string>): boolean => targets.some((target) => {
+        if (target === login) return true;
+        const next = aliasTargets.get(target);
+        if (!next || seen.has(target)) return false;
+        seen.add(target);
+        return reaches(next, login, seen);
+    });
+    return (targets) => users.filter((user) => reaches(targets, user, new Set()));
+}
+
+/**
+ * A mail user's own address (their name, or name@ a final destination) belongs to that user alone:
+ * with port 587, an alias or virtual alias of it that reaches another user would let that user
+ * send as them (smtpd_sender_login_maps looks the full address up first). Shared mail needs an address
+ * of its own (team@...), which each user it reaches may send as.
+ */
+function ownAddressesKeptOwn(c: Checker, users: readonly string[], aliases: Settings["aliases"], virtualAliases: Settings["virtualAliases"], destinations: readonly string[]): void {
+    const owners = usersReached(users, aliases);
+    const check = (path: string, address: string, user: string, targets: readonly string[]) => {
+        const others = owners(targets).filter((other) => other !== user);
+        if (others.length > 0) {
+            c.add(path, `is ${user}'s own address, but reaches ${others.join(", ")} too: an address belongs to one user only, `
+                + "or they could send as each other (give shared mail an address of its own, like team@" + (address.split("@")[1] ?? destinations[0] ?? "domain") + ")");
+        }
+    };
+    for (const alias of aliases) if (users.includes(alias.name)) check(`aliases.${alias.name}`, alias.name, alias.name, alias.targets);
+    for (const alias of virtualAliases) {
+        const at = alias.address.indexOf("@");
+        const local = alias.address.slice(0, at);
+        if (users.includes(local) && destinations.includes(alias.address.slice(at + 1))) check(`virtualAliases.${alias.address}`, alias.address, local, alias.targets);
+    }
 }
 
 /** A SASL password for sasl_passwd: one line, no surrounding spaces. Returns the problem, or undefined. */

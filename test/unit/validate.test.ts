@@ -106,6 +106,29 @@ test("a client's own claim of its address or route is a safety setting: refused 
     }
 });
 
+test("with logins, an address belongs to one user only: an alias of a user's own address that reaches another user is refused", () => {
+    const withLogins = (extra: Record<string, unknown>) => validateMailOptions({
+        ...base(), mailUsers: ["fribeiro", "alice", "bob"], submission: true, ...extra,
+    }, (path) => `postfix:${path}`, { mailLogins: ["alice", "bob"] });
+    const found = withLogins({ virtualAliases: { "alice@home.lan": ["alice", "bob"] } }).problems;
+    assert.deepEqual(found, ["postfix:virtualAliases.alice@home.lan is alice's own address, but reaches bob too: an address belongs to one user only, "
+        + "or they could send as each other (give shared mail an address of its own, like team@home.lan)"]);
+    assert.match(withLogins({ virtualAliases: { "alice@server.home.lan": "bob" } }).problems.join("\n"), /^postfix:virtualAliases\.alice@server\.home\.lan is alice's own address, but reaches bob too/);
+    // Through a local alias, and as a local alias.
+    assert.match(withLogins({ aliases: { root: "fribeiro", helpers: ["bob"] }, virtualAliases: { "alice@home.lan": ["alice", "helpers"] } }).problems.join("\n"),
+        /^postfix:virtualAliases\.alice@home\.lan is alice's own address, but reaches bob too/);
+    assert.match(withLogins({ aliases: { root: "fribeiro", alice: ["alice", "bob"] } }).problems.join("\n"), /^postfix:aliases\.alice is alice's own address, but reaches bob too/);
+    // Shared addresses of their own, and the same address on another domain, stay possible.
+    const shared = withLogins({ aliases: { root: "fribeiro", team: ["alice", "bob"] }, virtualAliases: { "sales@shop.test": ["alice", "bob"], "alice@shop.test": "bob", "alice@home.lan": "alice" } });
+    assert.deepEqual(shared.problems, []);
+    assert.deepEqual(shared.settings!.senderLogins.find((e) => e.sender === "team")?.logins, ["alice", "bob"]);
+    // Without port 587 nobody sends as anybody: a copy to another user is just a copy.
+    assert.deepEqual(problems((o) => {
+        o.mailUsers = ["fribeiro", "bob"];
+        o.virtualAliases = { "fribeiro@home.lan": ["fribeiro", "bob"] };
+    }), []);
+});
+
 test("all problems are reported together", () => {
     const found = problems((o) => {
         o.domain = "bad_domain";
