@@ -378,11 +378,16 @@ function loginList(c: Checker, logins: readonly string[], submission: boolean, m
 export function mailPasswordProblem(password: unknown): string | undefined {
     if (typeof password !== "string" || password.length === 0) return "must be a non-empty string";
     if (password.length < MIN_MAIL_PASSWORD_LENGTH) return `is shorter than ${MIN_MAIL_PASSWORD_LENGTH} characters: port 587 takes logins from any network that reaches it`;
-    if (password.length > 1024) return "is longer than 1024 characters";
+    if (Buffer.byteLength(password, "utf8") > MAX_MAIL_PASSWORD_BYTES) {
+        return `is longer than ${MAX_MAIL_PASSWORD_BYTES} bytes in UTF-8 (an accented letter takes 2, most other scripts 3): `
+            + `openssl's SHA512-CRYPT hashes only the first ${MAX_MAIL_PASSWORD_BYTES}, so the whole password would never log in`;
+    }
     if (CONTROL.test(password)) return "contains a control character (newline, tab, NUL...), which is never allowed";
     return undefined;
 }
 export const MIN_MAIL_PASSWORD_LENGTH = 12;
+/** `openssl passwd -6` (OpenSSL 3.0 and 3.5, Debian 12 and 13) reads at most this many bytes of a password. */
+export const MAX_MAIL_PASSWORD_BYTES = 256;
 
 /**
  * Who may send as what on port 587: each user as themselves, and as every alias and virtual alias

@@ -11,6 +11,9 @@ import {
 } from "../../components/core/scripts";
 import { remoteCommand, remoteScript, shq } from "../../components/core/shell";
 import { shellBundle, shellFile } from "../../components/shell-files";
+import { mailPasswordProblem, MAX_MAIL_PASSWORD_BYTES } from "../../components/core/validate";
+import { readStackConfig } from "../../components/stack-config";
+import { stackConfig } from "../support/stack";
 
 
 const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
@@ -462,6 +465,22 @@ test("the scripts step puts every host script in a folder named by their hash, o
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /unexpected script name in the bundle: \.\.\/evil\.sh/);
     assert.deepEqual(readdirSync(join(dir, "scripts")), [], "nothing half-made is left");
+});
+
+test("mail passwords: the longest one validation accepts is hashed whole by openssl; a longer one is refused, naming its key", () => {
+    const hashOf = (password: string) => execFileSync("openssl", ["passwd", "-6", "-salt", "pulumipostfix", "-stdin"], { input: `${password}\n`, encoding: "utf8" }).trim();
+    // 3 bytes per character: the byte length is what counts, not the characters.
+    const longest = "\u20ac".repeat(85) + "a";
+    assert.equal(Buffer.byteLength(longest), MAX_MAIL_PASSWORD_BYTES);
+    assert.equal(mailPasswordProblem(longest), undefined);
+    assert.notEqual(hashOf(longest), hashOf(`${longest.slice(0, -1)}b`), "its last byte counts");
+    // One byte more is not hashed at all: such a password would never log in.
+    assert.equal(hashOf(`${longest}x`), hashOf(longest), "openssl's limit is still 256 bytes");
+    const tooLong = "\u20ac".repeat(86);
+    assert.equal(tooLong.length, 86, "86 characters: far below any limit in characters");
+    const { problems } = readStackConfig({ ...stackConfig("lab"), "postfix:mailPasswords": JSON.stringify({ ana: tooLong, ops: "ops has a fine password" }) });
+    assert.deepEqual(problems, ["postfix:mailPasswords.ana is longer than 256 bytes in UTF-8 (an accented letter takes 2, most other scripts 3): "
+        + "openssl's SHA512-CRYPT hashes only the first 256, so the whole password would never log in"]);
 });
 
 test("mail passwords: only hashes are written, and an unchanged password keeps its hash (same salt)", () => {
