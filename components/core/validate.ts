@@ -1,6 +1,6 @@
 // Validation of user options into Settings. Every problem is reported at once, each naming the
 // config key, before any resource exists. Nothing that fails here reaches a file or a shell.
-import { SAFETY_PARAMETERS, TYPED_OPTION_OF } from "./main-cf";
+import { isLoginParameter, SAFETY_PARAMETERS, TYPED_OPTION_OF } from "./main-cf";
 import { Address, Cidr, cidrContains, cidrsOverlap, isLoopback, isNonPublic, parseAddress, parseCidr } from "./net";
 import { CertificateOptions, DEFAULT_MESSAGE_SIZE_LIMIT, MailOptions, ParameterValue, RelayTls, Settings } from "./settings";
 
@@ -539,6 +539,11 @@ function extras(c: Checker, value: unknown, allowUnsafe: boolean, messageSizeLim
         }
         if (SAFETY_PARAMETERS.has(name) && !allowUnsafe) {
             c.add(path, "would replace a safety setting (relay, client or recipient control); set allowUnsafeOverrides: true only if you mean it");
+            continue;
+        }
+        if (isLoginParameter(name) && !allowUnsafe) {
+            c.add(path, "would change who may log in and how (SASL, AUTH over TLS only, the AUTH rate limit): logins belong on port 587 (submission), "
+                + "where they are guarded; set allowUnsafeOverrides: true only if you mean it");
             continue;
         }
         if (relay && RELAY_TLS_PARAMETERS.has(name)) {

@@ -129,6 +129,20 @@ test("with logins, an address belongs to one user only: an alias of a user's own
     }), []);
 });
 
+test("the SASL and TLS-auth parameters are safety settings: AUTH in clear on port 25 is refused unless allowed", () => {
+    // The review's reproduction: port 25 would offer AUTH without TLS, against port 587's passwords.
+    const clearAuth = { smtpd_tls_auth_only: "no", smtpd_sasl_auth_enable: "yes", smtpd_sasl_type: "dovecot", smtpd_sasl_path: "private/auth" };
+    const found = problems((o) => (o.extraParameters = clearAuth));
+    assert.deepEqual(found.map((p) => p.split(" ")[0]).sort(), Object.keys(clearAuth).map((n) => `postfix:extraParameters.${n}`).sort());
+    for (const p of found) assert.match(p, / would change who may log in and how .* set allowUnsafeOverrides: true only if you mean it$/);
+    for (const name of ["broken_sasl_auth_clients", "smtpd_sasl_security_options", "smtpd_sasl_tls_security_options", "smtpd_sasl_exceptions_networks",
+        "smtpd_sasl_mechanism_filter", "cyrus_sasl_config_path", "smtpd_client_auth_rate_limit", "smtpd_client_event_limit_exceptions"]) {
+        assert.match(problems((o) => (o.extraParameters = { [name]: "x" })).join("\n"), new RegExp(`^postfix:extraParameters\\.${name} would change who may log in`), name);
+    }
+    const allowed = validateMailOptions({ ...base(), allowUnsafeOverrides: true, extraParameters: clearAuth }, (p) => p);
+    assert.deepEqual(allowed.problems, []);
+});
+
 test("all problems are reported together", () => {
     const found = problems((o) => {
         o.domain = "bad_domain";
