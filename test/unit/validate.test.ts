@@ -143,6 +143,27 @@ test("the SASL and TLS-auth parameters are safety settings: AUTH in clear on por
     assert.deepEqual(allowed.problems, []);
 });
 
+test("a password set in clear text is refused with the command that sets it as a secret, never with the password", () => {
+    const passwords = { ana: "ana's lab mail password", ops: "ops-lab-mail-password" };
+    const config = { ...stackConfig("lab"), "postfix:mailPasswords": JSON.stringify(passwords) };
+    const clear = readStackConfig(config, new Set()).problems;
+    assert.deepEqual(clear, ["postfix:mailPasswords is set in clear text, so it is readable in the stack's config file (Pulumi.<stack>.yaml): set it as a secret, "
+        + "one user at a time: pulumi config set --secret --path 'postfix:mailPasswords.ana'; pulumi config set --secret --path 'postfix:mailPasswords.ops'"]);
+    assert.ok(!clear.join("\n").includes(passwords.ana), "no password in a message");
+    assert.deepEqual(readStackConfig(config, new Set(["postfix:mailPasswords"])).problems, [], "set as secrets");
+    // The relay's password, and the SSH secrets.
+    const relay = { ...stackConfig("home"), "postfix:relayHost": JSON.stringify({ host: "smtp.isp.test", username: "me@isp.test" }), "postfix:relayHostPassword": "relay password" };
+    assert.deepEqual(readStackConfig(relay, new Set()).problems, [
+        "postfix:relayHostPassword is set in clear text, so it is readable in the stack's config file (Pulumi.<stack>.yaml): set it as a secret: pulumi config set --secret postfix:relayHostPassword",
+    ]);
+    assert.deepEqual(readStackConfig(relay, new Set(["postfix:relayHostPassword"])).problems, []);
+    assert.match(readStackConfig({ ...stackConfig("home"), "postfix:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----" }, new Set()).problems.join("\n"),
+        /^postfix:sshPrivateKey is set in clear text, .*: pulumi config set --secret postfix:sshPrivateKey < KEYFILE \(or use the SSH agent\)$/);
+    // A user name that is no plain name is not echoed into the command.
+    const odd = readStackConfig({ ...config, "postfix:mailPasswords": JSON.stringify({ "a b": "long enough password" }) }, new Set()).problems;
+    assert.ok(odd.some((p) => p.endsWith("pulumi config set --secret --path 'postfix:mailPasswords.<user>'")), odd.join("\n"));
+});
+
 test("all problems are reported together", () => {
     const found = problems((o) => {
         o.domain = "bad_domain";
