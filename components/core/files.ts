@@ -42,7 +42,10 @@ export function renderMasterServices(settings: Settings): string {
         ["smtpd_client_restrictions", "permit_sasl_authenticated,reject"],
         // Mail programs name themselves as they like (Outlook: the Windows computer name).
         ["smtpd_helo_restrictions", ""],
-        ["smtpd_sender_restrictions", "reject_non_fqdn_sender,reject_sender_login_mismatch,permit_sasl_authenticated,reject"],
+        // The null sender first: reject_sender_login_mismatch skips it (Postfix checks only a
+        // non-empty sender), and a bounce is the server's job, never a mail program's. The table
+        // is written without spaces: master.cf's `-o` values take none.
+        ["smtpd_sender_restrictions", "check_sender_access,inline:{<>=REJECT},reject_non_fqdn_sender,reject_sender_login_mismatch,permit_sasl_authenticated,reject"],
         ["smtpd_relay_restrictions", "permit_sasl_authenticated,reject"],
         ["smtpd_recipient_restrictions", "permit_sasl_authenticated,reject"],
         // Password guessing: Dovecot answers a wrong password after 2 s, and each client address

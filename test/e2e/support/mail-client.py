@@ -3,7 +3,8 @@
 which checks the server's certificate by its chain to CA and by the server's name. The name is
 the one the client was given (as if DNS resolved it); the connection goes to ADDRESS, from SOURCE.
 
-Usage: mail-client.py ADDRESS PORT NAME SOURCE CAFILE [--login USER PASSWORD] [--from A --to B [--subject S]]
+Usage: mail-client.py ADDRESS PORT NAME SOURCE CAFILE [--login USER PASSWORD] [--from A --to B [--subject S] [--header-from H]]
+(--from "" sends MAIL FROM:<>; the From: header is A unless --header-from says otherwise.)
 Prints one JSON object: what happened at each stage, and the server's reply or the error.
 """
 import json
@@ -30,6 +31,7 @@ def main(argv):
     rest = argv[5:]
     option = lambda flag, count=1: rest[rest.index(flag) + 1:rest.index(flag) + 1 + count] if flag in rest else None
     login, sender, recipient, subject = option("--login", 2), option("--from"), option("--to"), option("--subject")
+    header_from = option("--header-from") or sender
     result = {"stage": "connect"}
     try:
         client = NamedSMTP(name, address, int(port), source)
@@ -50,7 +52,7 @@ def main(argv):
                 result["login_seconds"] = round(time.monotonic() - started, 2)
         if sender and recipient:
             result["stage"] = "send"
-            headers = f"From: <{sender[0]}>\r\nTo: <{recipient[0]}>\r\nSubject: {subject[0] if subject else 'mail-client.py'}\r\n"
+            headers = f"From: <{header_from[0]}>\r\nTo: <{recipient[0]}>\r\nSubject: {subject[0] if subject else 'mail-client.py'}\r\n"
             client.sendmail(sender[0], [recipient[0]], headers + "\r\nsent by the mail clients suite\r\n")
         result["stage"] = "done"
         client.quit()
