@@ -172,13 +172,17 @@ export class PostfixServer extends pulumi.ComponentResource {
         const mainCf = parameters.apply(renderMainCf);
 
         // Each file: written only when its content differs; its change requests a reload (lookup tables excepted).
-        const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false) =>
-            step(stepName, {
+        // The paths of the stack's file steps: the service step reinstalls a rolled-back file only for these.
+        const managedPaths: string[] = [];
+        const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false) => {
+            managedPaths.push(managed.path);
+            return step(stepName, {
                 script: "write-file.sh",
                 args: writeFileArgs(managed, settings.aliases.map((alias) => alias.name)),
                 stdin: content,
                 deleteArgs: removeOnDestroy ? ["remove", managed.path] : undefined,
             }, after);
+        };
         const relay = settings.relayHost;
         const saslPasswd = relay?.username && relayPassword !== undefined
             ? pulumi.secret(pulumi.output(relayPassword).apply((password) => renderSaslPasswd(settings, checkedPassword(password))))
@@ -226,7 +230,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         const ports = settings.submission ? [25, 587] : [25];
         step("service", {
             script: "service.sh",
-            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), settings.submission ? "dovecot" : "none", ...addresses]),
+            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), settings.submission ? "dovecot" : "none", managedPaths.join(" "), ...addresses]),
             stdin: shellFile("relay-probe.sh"),
             deleteArgs: ["stop"],
             shell: "bash",
