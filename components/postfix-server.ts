@@ -295,7 +295,7 @@ function passwordsOf(settings: Settings, passwords: Record<string, pulumi.Input<
 /** The host key to verify, or a RunError (Pulumi shows the message alone) saying why the server is not trusted. */
 function trustOrStop(ssh: SshSettings, name: string) {
     try {
-        return trustedHostKey(ssh, `server ${name}`, { record: !pulumi.runtime.isDryRun() });
+        return trustedHostKey(ssh, `server ${name}`, { record: !pulumi.runtime.isDryRun(), show: pulumi.runtime.isDryRun() });
     } catch (error) {
         if (error instanceof HostKeyError) throw new pulumi.RunError(error.message);
         throw error;
