@@ -6,8 +6,9 @@
 set -eu
 
 # libio-socket-inet6-perl: swaks over IPv6 (the ::1 tests). python3, sslscan, gnutls-bin: the mail
-# clients suite (smtplib checking certificates, a TLS scan, a second TLS implementation).
-packages="debootstrap systemd-container openssh-client postgresql swaks libio-socket-inet6-perl shellcheck openssl iproute2 util-linux procps ca-certificates python3 sslscan gnutls-bin"
+# clients suite (smtplib checking certificates, a TLS scan, a second TLS implementation). strace:
+# the safety suite records every program a deployment starts.
+packages="debootstrap systemd-container openssh-client postgresql swaks libio-socket-inet6-perl shellcheck openssl iproute2 util-linux procps ca-certificates python3 sslscan gnutls-bin strace"
 missing=""
 for package in $packages; do
     dpkg-query -W -f '${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $package"

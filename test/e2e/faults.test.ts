@@ -124,6 +124,14 @@ const outsiderRcpt = () => replies(swaks(address, outsider, [
     "--ehlo", "mail.example.invalid", "--from", "x@example.invalid", "--to", "alice@e2e.test", "--quit-after", "RCPT",
 ])).slice(-2).join(" | ");
 const dpkgAudit = () => hostOk(name, "dpkg --audit").trim();
+/** The install step's apt, on the host, has written that it waits for another run's lock (its output goes to a mktemp file). */
+const aptSaysItWaits = () => readdirSync(join(host.rootDir, "tmp")).filter((f) => f.startsWith("tmp.")).some((f) => {
+    try {
+        return readFileSync(join(host.rootDir, "tmp", f), "latin1").includes("Could not get lock /var/lib/dpkg/lock-frontend");
+    } catch {
+        return false; // removed in the meantime
+    }
+});
 const postfixInstalled = () => hostSh(name, "dpkg-query -W -f '${Status}' postfix 2>/dev/null").stdout === "install ok installed";
 
 /** A converged host: postfix runs, mail is delivered, and the engine sees nothing left to do. */
@@ -203,6 +211,8 @@ function connectError(ip: string, port: number): Promise<string> {
 describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_000 }, () => {
     let silent: Server | undefined;
     const silentSockets: Socket[] = [];
+    /** How long each connection to the silent listener stayed open (s): the client's own wait. */
+    const silentWaits: number[] = [];
 
     before(() => freshHost());
     after(() => {
@@ -228,7 +238,12 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
     });
 
     test("unreachable host, a listener that never speaks SSH: each attempt times out, then a clear error before any step", async () => {
-        silent = createServer((socket) => silentSockets.push(socket));
+        silent = createServer((socket) => {
+            const accepted = Date.now();
+            silentSockets.push(socket);
+            socket.on("error", () => undefined);
+            socket.on("close", () => silentWaits.push((Date.now() - accepted) / 1000));
+        });
         await new Promise<void>((resolve, reject) => silent!.once("error", reject).listen(22, silentListener, resolve));
         const dialErrorLimit = 2;
         const perDialTimeout = 5;
@@ -241,7 +256,12 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         assert.match(up.stdout + up.stderr, new RegExp(`pulumi-postfix: ${escape(silentListener)} port 22: no SSH server answered \\(${dialErrorLimit} attempts; the last one accepted the connection but sent no SSH greeting and key within ${perDialTimeout}s\\)`));
         assertNoStepRan(up);
         assert.equal(silentSockets.length, dialErrorLimit, "one connection per attempt");
-        assert.ok(up.seconds >= dialErrorLimit * perDialTimeout, "each attempt waited perDialTimeout");
+        // Each attempt's own wait, from the listener's side: the workstation hung up after perDialTimeout, not before, and not much later.
+        await waitFor("the attempts' connections to close", () => silentWaits.length === dialErrorLimit, 30, 100);
+        console.log(`#   each attempt held its connection ${silentWaits.map((w) => `${w.toFixed(1)} s`).join(", ")}`);
+        for (const wait of silentWaits) {
+            assert.ok(wait >= perDialTimeout - 0.5 && wait < perDialTimeout + 10, `an attempt waited ${wait} s, perDialTimeout ${perDialTimeout} s`);
+        }
         assert.ok(up.seconds < checking + ENGINE_SECONDS, `${up.seconds} s, bound ${checking + ENGINE_SECONDS} s`);
     });
 
@@ -268,9 +288,9 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
     test("the connection is cut and apt killed mid-dpkg: dpkg is left interrupted, the next up repairs it", async () => {
         freshHost();
         const up = upInBackground();
-        // Some packages unpacked, the run not finished: what a reboot in the middle leaves.
-        await waitFor("dpkg unpacking in the host", () => hostProcesses().some((p) => isDpkg(p) && p.args.includes("--unpack")), 300, 100, up.settled);
-        await sleep(2000);
+        // Some packages unpacked and not yet configured, the run not finished: what a reboot in the
+        // middle leaves. Cut when dpkg's own database says so, not after a guessed time.
+        await waitFor("a package unpacked but not configured", () => hostProcesses().some(isDpkg) && dpkgAudit() !== "", 300, 100, up.settled);
         const killed = cutSsh(true);
         const first = await up.done;
         assert.notEqual(first.status, 0, "the cut fails the run");
@@ -306,12 +326,16 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         await assertConverged();
     });
 
-    test("another apt run holds the dpkg lock for 15 s: the install waits, then succeeds", async () => {
+    test("another apt run holds the dpkg lock: the install waits, then succeeds once it is free", async () => {
         freshHost();
-        const hold = 15;
-        const holder = await holdAptLocks(hold);
-        const released = new Promise<number>((resolve) => holder.child.on("exit", () => resolve(Date.now())));
+        const holder = await holdAptLocks(600);
         const up = upInBackground();
+        // Released only once the install's apt has said it is waiting (its output, on the host), so
+        // that the wait is seen whatever the engine's speed before it.
+        await waitFor("apt waiting for the lock", aptSaysItWaits, 300, 100, up.settled);
+        const released = new Promise<number>((resolve) => holder.child.on("exit", () => resolve(Date.now())));
+        holder.child.kill();
+        const releasedAt = await released;
         // When the install's own dpkg first runs: only after the lock is free.
         let dpkgAt = 0;
         const dpkgSeen = () => {
@@ -320,8 +344,7 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         };
         await waitFor("dpkg run in the host", dpkgSeen, 300, 100, up.settled);
         const result = await up.done;
-        const releasedAt = await released;
-        console.log(`# lock held ${((releasedAt - holder.since) / 1000).toFixed(1)} s; the install's dpkg started ${((dpkgAt - releasedAt) / 1000).toFixed(1)} s after the release; pulumi up took ${result.seconds.toFixed(1)} s`);
+        console.log(`# lock held ${((releasedAt - holder.since) / 1000).toFixed(1)} s, until apt said it waited; the install's dpkg started ${((dpkgAt - releasedAt) / 1000).toFixed(1)} s after the release; pulumi up took ${result.seconds.toFixed(1)} s`);
         assert.equal(result.status, 0, result.stdout + result.stderr);
         assert.ok(dpkgAt >= releasedAt, "dpkg did not run while the lock was held");
         assert.match(result.stdout, new RegExp(`Could not get lock /var/lib/dpkg/lock-frontend\\. It is held by process ${holder.pid} \\(perl\\)`), "apt said why it waited");
@@ -332,12 +355,20 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         const lock = 5;
         freshHost({ aptLockTimeoutSeconds: lock });
         const holder = await holdAptLocks(600);
-        const up = stack.run(["up", "--yes", "--skip-preview"]);
-        console.log(`# aptLockTimeoutSeconds ${lock}: pulumi up failed after ${up.seconds.toFixed(1)} s`);
+        const running = upInBackground();
+        // apt's own wait, timed on the host: from its first sight to its exit (sampled, so at most a little short).
+        const isInstall = (p: Proc) => /^apt-get .*DPkg::Lock::Timeout=\d+ install /.test(p.args);
+        await waitFor("apt-get install on the host", () => hostProcesses().some(isInstall), 300, 20, running.settled);
+        const aptSeen = Date.now();
+        await waitFor("apt-get install to give up", () => !hostProcesses().some(isInstall), 300, 20);
+        const aptWaited = (Date.now() - aptSeen) / 1000;
+        const up = await running.done;
+        console.log(`# aptLockTimeoutSeconds ${lock}: apt waited ${aptWaited.toFixed(1)} s; pulumi up failed after ${up.seconds.toFixed(1)} s`);
         console.log(errorLines(up));
         const text = up.stdout + up.stderr;
         assert.notEqual(up.status, 0);
-        assert.ok(up.seconds >= lock, "apt waited");
+        assert.ok(aptWaited >= lock - 1, `apt waited for the lock: ${aptWaited} s, bound ${lock} s`);
+        assert.ok(aptWaited < lock + 10, `apt gave up at the bound: ${aptWaited} s, bound ${lock} s`);
         assert.ok(up.seconds < lock + ENGINE_SECONDS, `${up.seconds} s, bound ${lock + ENGINE_SECONDS} s`);
         assert.match(text, new RegExp(`could not install postfix \\(apt waited up to ${lock}s for the dpkg lock`));
         assert.match(text, new RegExp(`Could not get lock /var/lib/dpkg/lock-frontend\\. It is held by process ${holder.pid} \\(perl\\)`));
@@ -356,7 +387,9 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
     test("drift: hand edits on the host are reported by verify, and the next change rewrites main.cf whole", async () => {
         const lock = 5; // as deployed by the previous test
         hostOk(name, "postconf -e message_size_limit=1234 smtpd_client_restrictions=permit && postfix reload");
-        const drifted = outsiderRcpt();
+        // A reload is asynchronous: ask until the new smtpd answers (bounded).
+        let drifted = outsiderRcpt();
+        for (const deadline = Date.now() + 30_000; /554 5\.7\.1 .*Client host rejected/.test(drifted) && Date.now() < deadline; drifted = outsiderRcpt()) await sleep(500);
         console.log(`# drifted: an outsider asking for alice gets: ${drifted}`);
         assert.doesNotMatch(drifted, /554 5\.7\.1 .*Client host rejected/, "the hand edit really opened the client restrictions");
 

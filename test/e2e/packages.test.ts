@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { REPO } from "../support/stack";
-import { hostDown, hostOk, HostInfo, hostUp, masterPid } from "./support/host";
+import { hostDown, hostOk, HostInfo, hostUp, masterPid, sshLogins } from "./support/host";
 import { Stack } from "./support/pulumi";
 import { replies, swaks } from "./support/smtp";
 
@@ -29,6 +29,7 @@ function remoteSteps(stack: Stack): string[] {
 /** A wrong value: the run fails naming the key, with no stack trace, and the host is untouched. */
 function assertRefused(stack: Stack, host: HostInfo, key: RegExp): void {
     const mainCf = hostOk(host.name, "cat /etc/postfix/main.cf");
+    const logins = sshLogins(host);
     const up = stack.run(["up", "--yes", "--skip-preview"]);
     const output = up.stdout + up.stderr;
     console.log(output.split("\n").filter((line) => /error|args\./.test(line)).map((line) => `# ${line.trim()}`).join("\n"));
@@ -37,6 +38,7 @@ function assertRefused(stack: Stack, host: HostInfo, key: RegExp): void {
     assert.doesNotMatch(output, /^\s+at .*\.(js|ts):\d+/m, "no stack trace: the message is the whole story");
     assert.equal(hostOk(host.name, "cat /etc/postfix/main.cf"), mainCf, "main.cf untouched");
     assert.doesNotMatch(output, /mail-(install|main-cf|service) +(creating|updating|replacing)/, "no step on the host started");
+    assert.equal(sshLogins(host), logins, "nothing logged in to the host");
 }
 
 function assertDeployed(stack: Stack, host: HostInfo, lanClient: string): void {

@@ -7,6 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+// The SDK's own wait for outstanding resource registrations (internal, not in its typings).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
 
 // A real certificate, so the fingerprint output is computed from real DER.
 const dir = mkdtempSync(join(tmpdir(), "cert-"));
@@ -70,11 +73,9 @@ async function deploy(args: Record<string, unknown>) {
     });
     const out = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
     const outputs = await Promise.all([out(server.smtpEndpoints), out(server.certificateSha256), out(server.mainCfParameters)]);
-    // Steps that wait on other outputs register a little later: wait until registrations stop.
-    for (let seen = -1; seen !== registered.length;) {
-        seen = registered.length;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    // Steps that wait on other outputs register a little later: wait until the runtime has no
+    // registration left in flight (what the SDK itself awaits before a program ends).
+    await waitForRPCs();
     return { server, outputs };
 }
 
@@ -164,15 +165,19 @@ test("a file step and the service step re-run exactly when content changes", asy
     const service = () => plain(registered.filter((r) => r.name === "server-service").at(-1)!.inputs.create) as string;
     const mainCf = () => plain(registered.filter((r) => r.name === "server-main-cf").at(-1)!.inputs.create) as string;
     const probeTrigger = () => plain(plain(registered.find((r) => r.name === "server-ssh-reachable")!.inputs.triggers)[0]) as string;
-    const before = { service: service(), mainCf: mainCf(), probe: probeTrigger() };
+    const mainCfContent = () => plain(registered.filter((r) => r.name === "server-main-cf").at(-1)!.inputs.stdin) as string;
+    const before = { service: service(), mainCf: mainCf(), probe: probeTrigger(), mainCfContent: mainCfContent() };
     registered.length = 0;
     await deploy({});
     assert.equal(probeTrigger(), before.probe, "the same settings: the SSH check does not run again");
+    assert.equal(service(), before.service, "the same settings: the service step's input is the same (it does not run)");
+    assert.equal(mainCfContent(), before.mainCfContent, "the same settings: main.cf's content is the same (its step does not run)");
     registered.length = 0;
     await deploy({ messageSizeLimit: 10485760 });
     assert.notEqual(service(), before.service, "service step input changes with main.cf");
     assert.notEqual(probeTrigger(), before.probe, "a change runs the SSH check first");
     assert.equal(mainCf(), before.mainCf, "the write script itself is the same; only stdin changed");
+    assert.notEqual(mainCfContent(), before.mainCfContent, "main.cf's content changed: its step runs");
     assert.equal(registered.filter((r) => r.name === "server-install")[0].inputs.stdin.includes("10485760"), false, "install answers do not depend on the size");
 });
 

@@ -27,8 +27,11 @@ function opensshFinds(file: string, name: string): string[] {
     try {
         return execFileSync("ssh-keygen", ["-F", name, "-f", file], { encoding: "utf8" })
             .split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(" ").slice(-2).join(" "));
-    } catch {
-        return [];
+    } catch (error) {
+        // ssh-keygen -F says "not found" with exit 1 and no output; anything else (a bad file, a missing tool) is a failure.
+        const failed = error as { status?: number; stdout?: string; stderr?: string };
+        if (failed.status === 1 && !failed.stdout && !failed.stderr) return [];
+        throw error;
     }
 }
 

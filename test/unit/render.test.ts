@@ -15,10 +15,12 @@ const DEBIAN_12 = { compatibilityLevel: "3.6" };
 
 function golden(stack: string, file: string, actual: string): void {
     const path = join(REPO, "test", "golden", stack, file);
-    if (process.env.UPDATE_GOLDEN === "1" || !existsSync(path)) {
+    if (process.env.UPDATE_GOLDEN === "1") {
         mkdirSync(join(REPO, "test", "golden", stack), { recursive: true });
         writeFileSync(path, actual);
     }
+    // A missing golden file is a failure, not a new baseline: only UPDATE_GOLDEN=1 writes one.
+    assert.ok(existsSync(path), `${stack}/${file} has no golden file (UPDATE_GOLDEN=1 npm run test:unit writes it; review it)`);
     assert.equal(actual, readFileSync(path, "utf8"), `${stack}/${file} differs from its golden file`);
 }
 

@@ -310,7 +310,9 @@ test("the relay probe lists an IPv6 address in brackets for postfix, and connect
         });
     });
     const listening = await new Promise<boolean>((resolve) => server.once("error", () => resolve(false)).listen(0, "::1", () => resolve(true)));
-    if (!listening) return t.skip("no IPv6 loopback here");
+    // CI machines have ::1: there a missing IPv6 loopback fails the test rather than skipping it.
+    if (!listening && !process.env.CI) return t.skip("no IPv6 loopback here");
+    assert.ok(listening, "CI must have an IPv6 loopback (::1)");
     try {
         const child = spawn("bash", ["-c", relayProbeScript(mainCf, (server.address() as AddressInfo).port, join(dir, "main-cf.lock")), "relay-probe", "[::1]"],
             { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });

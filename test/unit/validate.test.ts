@@ -170,7 +170,11 @@ test("all problems are reported together", () => {
         o.messageSizeLimit = 0;
         o.trustedNetworks = ["0.0.0.0/0"];
     });
-    assert.ok(found.length >= 3, found.join("\n"));
+    // One problem per wrong value, each naming its key.
+    assert.equal(found.length, 3, found.join("\n"));
+    assert.match(found[0], /^postfix:domain is not a valid domain name/);
+    assert.match(found[1], /^postfix:trustedNetworks\[0\] "0\.0\.0\.0\/0" trusts every address/);
+    assert.match(found[2], /^postfix:messageSizeLimit must be a whole number/);
 });
 
 test("ssh options", () => {

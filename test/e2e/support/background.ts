@@ -1,16 +1,18 @@
 // Things that must happen while `pulumi up` runs: the engine in the background (Stack.run blocks
-// the event loop), a process-table sampler, and a client that keeps submitting mail.
-import { execFile, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+// the event loop), an exec tracer, and a client that keeps submitting mail.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO } from "../../support/stack";
 import { SmtpSession } from "../../../cli/smtp";
 import { Run, Stack } from "./pulumi";
 
-/** Like Stack.run, but without blocking: other work goes on while the engine runs. */
-export function runInBackground(stack: Stack, args: string[]): Promise<Run> {
+/** Like Stack.run, but without blocking: other work goes on while the engine runs. `wrapper` runs it (strace). */
+export function runInBackground(stack: Stack, args: string[], wrapper: string[] = []): Promise<Run> {
     const started = Date.now();
-    const child = spawn("bash", [join(REPO, "scripts", "pulumi.sh"), ...args, "--stack", stack.name, "--non-interactive"], {
+    const command = [...wrapper, "bash", join(REPO, "scripts", "pulumi.sh"), ...args, "--stack", stack.name, "--non-interactive"];
+    const child = spawn(command[0], command.slice(1), {
         cwd: stack.dir, env: stack.env, stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -23,52 +25,44 @@ export function runInBackground(stack: Stack, args: string[]): Promise<Run> {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export interface ProcessSamples {
-    /** Full `ps -eo pid=,args=` runs, and in-process reads of every /proc/PID (what ps reads, without a fork). */
-    psSamples: number;
-    procSamples: number;
-    /** Distinct `pid args` lines seen either way. */
-    commandLines: Set<string>;
-    /** Distinct environments (`/proc/PID/environ`, NULs as newlines) of the processes seen. */
-    environments: Set<string>;
+/**
+ * Every program started while a deployment runs, recorded by strace at each execve (arguments and
+ * environment as handed over), rather than sampled: a sampler misses processes that live for a
+ * few milliseconds, and so can miss a secret on a short-lived command line.
+ */
+export interface ExecTrace {
+    /** One entry per execve seen, `program [args...] [environment...]` as strace printed it. */
+    execs: string[];
 }
 
 /**
- * Samples the whole process table (the test hosts share this machine's PID namespace) until `done`
- * settles: `ps` in one loop, and /proc read directly every `everyMs` in another, because a fork of
- * ps takes hundreds of ms on a loaded machine and short-lived processes would slip through.
+ * Runs `pulumi ARGS` for `stack` under `strace -f` (the engine, the plugins, ssh and every child),
+ * while a second strace follows the test host's listening sshd (`sshdPid`) and so every program
+ * the remote steps start on the host. Resolves with the run and both traces.
  */
-export async function sampleProcesses(done: Promise<unknown>, everyMs = 50): Promise<ProcessSamples> {
-    let finished = false;
-    void done.finally(() => (finished = true));
-    const result: ProcessSamples = { psSamples: 0, procSamples: 0, commandLines: new Set(), environments: new Set() };
-    const psLoop = async () => {
-        while (!finished) {
-            const ps = await new Promise<string>((resolve) =>
-                execFile("ps", ["-eo", "pid=,args="], { maxBuffer: 64 << 20 }, (_error, stdout) => resolve(stdout ?? "")));
-            result.psSamples++;
-            for (const line of ps.split("\n")) if (line.trim()) result.commandLines.add(line.trim());
-            await sleep(everyMs);
+export async function traceExecs(stack: Stack, args: string[], sshdPid: number): Promise<{ run: Run; trace: ExecTrace }> {
+    const dir = mkdtempSync(join(tmpdir(), "pulumi-postfix-trace-"));
+    const options = ["-f", "-v", "-s", "1000000", "--seccomp-bpf", "-e", "trace=execve", "-e", "signal=none"];
+    try {
+        // The host side first: strace says "attached" on stderr once sshd is traced.
+        const hostTrace = spawn("strace", [...options, "-o", join(dir, "host"), "-p", String(sshdPid)], { stdio: ["ignore", "ignore", "pipe"] });
+        let said = "";
+        hostTrace.stderr.on("data", (chunk: Buffer) => (said += chunk.toString()));
+        const deadline = Date.now() + 30_000;
+        while (!/attached/.test(said)) {
+            if (hostTrace.exitCode !== null || Date.now() > deadline) throw new Error(`strace could not attach to sshd ${sshdPid}: ${said}`);
+            await sleep(50);
         }
-    };
-    const procLoop = async () => {
-        while (!finished) {
-            result.procSamples++;
-            for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-                try {
-                    const args = readFileSync(`/proc/${pid}/cmdline`, "latin1").replace(/\0$/, "").replace(/\0/g, " ");
-                    if (args) result.commandLines.add(`${pid} ${args}`);
-                    // ps shows arguments only; a secret handed over in an environment variable would be as bad.
-                    result.environments.add(readFileSync(`/proc/${pid}/environ`, "latin1").replace(/\0/g, "\n"));
-                } catch {
-                    // the process ended in the meantime
-                }
-            }
-            await sleep(everyMs);
-        }
-    };
-    await Promise.all([psLoop(), procLoop()]);
-    return result;
+        const run = await runInBackground(stack, args, ["strace", ...options, "-o", join(dir, "engine")]);
+        const stopped = new Promise((resolve) => hostTrace.on("close", resolve));
+        hostTrace.kill("SIGINT");
+        await stopped;
+        const execs = ["engine", "host"].flatMap((file) => readFileSync(join(dir, file), "latin1").split("\n"))
+            .filter((line) => /\bexecve\(/.test(line)).map((line) => line.replace(/^\d+ +/, ""));
+        return { run, trace: { execs } };
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
 }
 
 export interface Submission {
@@ -107,12 +101,22 @@ export async function submitOnce(server: string, localAddress: string, to: strin
     }
 }
 
-/** Submits messages one after another (`subjectOf(i)`) until `done` settles; returns every attempt. */
-export async function submitUntil(done: Promise<unknown>, submit: (i: number) => Promise<Submission>, pauseMs = 100): Promise<Submission[]> {
+/**
+ * Submits messages one after another (`subjectOf(i)`) until `done` settles, then on while
+ * `more(attempts)` says so, for at most `afterMs`: a verdict about what happened after the run
+ * must not depend on how quickly the run ended. Returns every attempt.
+ */
+export async function submitUntil(done: Promise<unknown>, submit: (i: number) => Promise<Submission>,
+    more: (attempts: Submission[]) => boolean = () => false, afterMs = 30_000, pauseMs = 100): Promise<Submission[]> {
     let finished = false;
     void done.finally(() => (finished = true));
     const attempts: Submission[] = [];
     while (!finished) {
+        attempts.push(await submit(attempts.length));
+        await sleep(pauseMs);
+    }
+    const deadline = Date.now() + afterMs;
+    while (more(attempts) && Date.now() < deadline) {
         attempts.push(await submit(attempts.length));
         await sleep(pauseMs);
     }

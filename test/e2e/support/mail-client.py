@@ -3,8 +3,11 @@
 which checks the server's certificate by its chain to CA and by the server's name. The name is
 the one the client was given (as if DNS resolved it); the connection goes to ADDRESS, from SOURCE.
 
-Usage: mail-client.py ADDRESS PORT NAME SOURCE CAFILE [--login USER PASSWORD] [--from A --to B [--subject S] [--header-from H]]
-(--from "" sends MAIL FROM:<>; the From: header is A unless --header-from says otherwise.)
+Usage: mail-client.py ADDRESS PORT NAME SOURCE CAFILE [--login USER PASSWORD | --login-once USER PASSWORD]
+                      [--from A --to B [--subject S] [--header-from H]]
+--login is smtplib's login(), which tries PLAIN, then LOGIN; --login-once sends one AUTH PLAIN.
+login_seconds is the time from the first AUTH command to the server's final answer.
+--from "" sends MAIL FROM:<>; the From: header is A unless --header-from says otherwise.
 Prints one JSON object: what happened at each stage, and the server's reply or the error.
 """
 import json
@@ -30,7 +33,8 @@ def main(argv):
     address, port, name, source, cafile = argv[:5]
     rest = argv[5:]
     option = lambda flag, count=1: rest[rest.index(flag) + 1:rest.index(flag) + 1 + count] if flag in rest else None
-    login, sender, recipient, subject = option("--login", 2), option("--from"), option("--to"), option("--subject")
+    login, once = option("--login", 2), option("--login-once", 2)
+    sender, recipient, subject = option("--from"), option("--to"), option("--subject")
     header_from = option("--header-from") or sender
     result = {"stage": "connect"}
     try:
@@ -43,11 +47,15 @@ def main(argv):
         result["cipher"] = client.sock.cipher()[0]
         result["peer"] = dict(x[0] for x in client.sock.getpeercert()["subject"])
         client.ehlo()
-        if login:
+        if login or once:
             result["stage"] = "login"
             started = time.monotonic()
             try:
-                client.login(login[0], login[1])
+                if login:
+                    client.login(login[0], login[1])
+                else:
+                    client.user, client.password = once
+                    client.auth("PLAIN", client.auth_plain)
             finally:
                 result["login_seconds"] = round(time.monotonic() - started, 2)
         if sender and recipient:
