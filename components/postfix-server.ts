@@ -202,7 +202,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         ];
         // master.cf first, beside the other files: its check runs with the live main.cf, and then
         // main.cf's check runs with the new master.cf, so the pair that goes live has been checked.
-        const masterServices = renderMasterServices(settings);
+        const masterServices = facts.apply((host) => renderMasterServices(settings, host.mailVersion));
         const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [install]);
         const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, [...named, masterCf]);
         // Port 587's logins: Dovecot's configuration (its syntax depends on its version) and the
