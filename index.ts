@@ -7,7 +7,12 @@ import { expandHome } from "./components/core/ssh";
 import { ConfigError } from "./components/core/validate";
 import { NAMESPACE, readStackConfig } from "./components/stack-config";
 
-const { servers, problems, certificateAuthority: authorityArgs, mailPasswords } = readStackConfig(pulumi.runtime.allConfig());
+// The SDK's own answer to "was this key set with --secret" (from the engine's list of secret keys);
+// not in its typings.
+const isConfigSecret = (pulumi.runtime as unknown as { isConfigSecret: (key: string) => boolean }).isConfigSecret;
+const allConfig = pulumi.runtime.allConfig();
+const secretKeys = new Set(Object.keys(allConfig).filter((key) => isConfigSecret(key)));
+const { servers, problems, certificateAuthority: authorityArgs, mailPasswords } = readStackConfig(allConfig, secretKeys);
 servers.forEach((server, i) => {
     const path = server.ssh.privateKeyPath;
     try {

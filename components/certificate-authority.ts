@@ -26,7 +26,10 @@ export interface CertificateAuthorityArgs {
 export const DEFAULT_AUTHORITY_DAYS = 3650;
 
 /**
- * A self-signed authority (ECDSA P-256), allowed to sign server certificates only (path length 0).
+ * A self-signed authority (ECDSA P-256) that signs server certificates. `maxPathLength: 0` asks for
+ * no intermediate below it, but the provider (5.5.1) never sets Go's MaxPathLenZero, so the
+ * certificate carries no path length at all (docs/security.md); it stays, as the inputs of every
+ * existing authority: removing it would make a new authority, which every client imports again.
  * Its key lives in the stack's state, encrypted like every secret: whoever can read the state can
  * sign a certificate for any name that the clients which imported it would trust.
  */

@@ -4,7 +4,7 @@
 // offers; with `accept-new` its key is recorded on the first `pulumi up`, and a changed one is
 // refused later like any other.
 import { spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname } from "node:path";
 import {
@@ -46,11 +46,21 @@ function shown(path: string): string {
 }
 
 /**
- * The key every SSH connection to this server must see. `label` names the server in messages
- * (`server mx`). `record`: with accept-new, write an unknown key to known_hosts (a `pulumi up`;
- * a preview only reads).
+ * With accept-new, the keys previews showed for unknown servers, as hashed known_hosts lines beside
+ * the file accept-new writes: `pulumi up` records the key a preview showed, and refuses a server
+ * that shows another one since.
  */
-export function trustedHostKey(ssh: SshSettings, label: string, options: { record: boolean }): TrustedHostKey {
+export function shownKeysFile(knownHostsFile: string): string {
+    return `${knownHostsFile}.pulumi-postfix-shown`;
+}
+
+/**
+ * The key every SSH connection to this server must see. `label` names the server in messages
+ * (`server mx`). With accept-new and an unknown server: `record` writes its key to known_hosts (a
+ * `pulumi up`), `show` notes the key a preview shows (in shownKeysFile), and neither is what
+ * `npm run verify` does.
+ */
+export function trustedHostKey(ssh: SshSettings, label: string, options: { record: boolean; show?: boolean }): TrustedHostKey {
     if (ssh.hostKey !== undefined) return { hostKey: ssh.hostKey, source: "ssh.hostKey" };
     const files = knownHostsFiles(ssh);
     const keys: KnownKey[] = [];
@@ -73,9 +83,28 @@ export function trustedHostKey(ssh: SshSettings, label: string, options: { recor
     const offeredKey = typeof offered === "string" ? undefined : preferredKey(offered, revoked);
     if (ssh.strictHostKeyChecking === HostKeyChecking.acceptNew && offeredKey) {
         const file = files[0];
+        const shownFile = shownKeysFile(file);
+        const shownText = existsSync(shownFile) ? readFileSync(shownFile, "utf8") : "";
+        const shownKeys = lookupKnownHosts(shownText, shown(shownFile), ssh.host, ssh.port).keys;
+        const lastShown = shownKeys[shownKeys.length - 1];
+        const same = (a: HostKey, b: HostKey) => a.type === b.type && a.base64 === b.base64;
         if (options.record) {
+            // The user accepted what the preview showed: another key now is refused, not recorded.
+            if (lastShown && !same(lastShown, offeredKey)) {
+                throw new HostKeyError(`${where}: its host key changed after the preview: the preview showed ${fingerprint(lastShown)} (${typeLabel(lastShown.type)}), `
+                    + `and the server now shows ${fingerprint(offeredKey)} (${typeLabel(offeredKey.type)}). Nothing was recorded, and nothing was sent to it.\n`
+                    + "  Someone may be intercepting the connection (a machine in the middle), or the server was reinstalled in between.\n"
+                    + `  Run pulumi preview again, compare the key it shows on the server's own console (ssh-keygen -lf ${hostKeyFileOf(offeredKey)}), then pulumi up.`);
+            }
             mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
             appendFileSync(file, `${hashedKnownHostsLine(ssh.host, ssh.port, offeredKey)}\n`, { mode: 0o600 });
+            if (shownKeys.length > 0) {
+                const dropped = new Set(shownKeys.map((k) => Number(k.where.slice(k.where.lastIndexOf(":") + 1)) - 1));
+                writeFileSync(shownFile, shownText.split("\n").filter((_, i) => !dropped.has(i)).join("\n"), { mode: 0o600 });
+            }
+        } else if (options.show && !(lastShown && same(lastShown, offeredKey))) {
+            mkdirSync(dirname(shownFile), { recursive: true, mode: 0o700 });
+            appendFileSync(shownFile, `${hashedKnownHostsLine(ssh.host, ssh.port, offeredKey)}\n`, { mode: 0o600 });
         }
         return { hostKey: formatHostKey(offeredKey), source: shown(file), firstUse: { file: shown(file), recorded: options.record } };
     }

@@ -173,13 +173,17 @@ export class PostfixServer extends pulumi.ComponentResource {
         const mainCf = parameters.apply(renderMainCf);
 
         // Each file: written only when its content differs; its change requests a reload (lookup tables excepted).
-        const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false) =>
-            step(stepName, {
+        // The paths of the stack's file steps: the service step reinstalls a rolled-back file only for these.
+        const managedPaths: string[] = [];
+        const file = (stepName: string, managed: ManagedFile, content: pulumi.Input<string>, after: pulumi.Resource[], removeOnDestroy = false) => {
+            managedPaths.push(managed.path);
+            return step(stepName, {
                 script: "write-file.sh",
                 args: writeFileArgs(managed, settings.aliases.map((alias) => alias.name)),
                 stdin: content,
                 deleteArgs: removeOnDestroy ? ["remove", managed.path] : undefined,
             }, after);
+        };
         const relay = settings.relayHost;
         const saslPasswd = relay?.username && relayPassword !== undefined
             ? pulumi.secret(pulumi.output(relayPassword).apply((password) => renderSaslPasswd(settings, checkedPassword(password))))
@@ -199,7 +203,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         ];
         // master.cf first, beside the other files: its check runs with the live main.cf, and then
         // main.cf's check runs with the new master.cf, so the pair that goes live has been checked.
-        const masterServices = renderMasterServices(settings);
+        const masterServices = facts.apply((host) => renderMasterServices(settings, host.mailVersion));
         const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [install]);
         const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, [...named, masterCf]);
         // Port 587's logins: Dovecot's configuration (its syntax depends on its version) and the
@@ -227,7 +231,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         const ports = settings.submission ? [25, 587] : [25];
         step("service", {
             script: "service.sh",
-            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), settings.submission ? "dovecot" : "none", ...addresses]),
+            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), settings.submission ? "dovecot" : "none", managedPaths.join(" "), ...addresses]),
             stdin: shellFile("relay-probe.sh"),
             deleteArgs: ["stop"],
             shell: "bash",
@@ -292,7 +296,7 @@ function passwordsOf(settings: Settings, passwords: Record<string, pulumi.Input<
 /** The host key to verify, or a RunError (Pulumi shows the message alone) saying why the server is not trusted. */
 function trustOrStop(ssh: SshSettings, name: string) {
     try {
-        return trustedHostKey(ssh, `server ${name}`, { record: !pulumi.runtime.isDryRun() });
+        return trustedHostKey(ssh, `server ${name}`, { record: !pulumi.runtime.isDryRun(), show: pulumi.runtime.isDryRun() });
     } catch (error) {
         if (error instanceof HostKeyError) throw new pulumi.RunError(error.message);
         throw error;

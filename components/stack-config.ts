@@ -3,7 +3,7 @@
 import type { CertificateAuthorityArgs } from "./certificate-authority";
 import { MailOptions, Settings } from "./core/settings";
 import { SshOptions, SshSettings, validateSsh } from "./core/ssh";
-import { MAIL_OPTIONS, mailPasswordProblem, relayPasswordProblem, validateMailOptions } from "./core/validate";
+import { MAIL_OPTIONS, mailPasswordProblem, relayPasswordProblem, UNIX_USER, validateMailOptions } from "./core/validate";
 
 export const NAMESPACE = "postfix";
 /** Secret keys: read as secrets by index.ts, never parsed here. */
@@ -38,8 +38,10 @@ function parseValue(text: string): unknown {
 /**
  * `config` maps `namespace:key` to the value text, as `pulumi.runtime.allConfig()` returns it.
  * Options set at the top level apply to every server; a server entry may override any of them.
+ * `secretKeys`, the keys the engine holds as secrets: when given, a secret key set in clear text
+ * is a problem (index.ts gives it; `npm run verify` reads a config the program already took).
  */
-export function readStackConfig(config: Record<string, string>): {
+export function readStackConfig(config: Record<string, string>, secretKeys?: ReadonlySet<string>): {
     servers: ServerPlan[];
     problems: string[];
     /** The stack's certificate authority, when `postfix:certificateAuthority` is set. */
@@ -62,6 +64,7 @@ export function readStackConfig(config: Record<string, string>): {
     delete shared.servers;
     const authorityValue = shared.certificateAuthority;
     delete shared.certificateAuthority;
+    if (secretKeys) problems.push(...secretsInClear(config, secretKeys));
     const mailPasswords = readMailPasswords(config[MAIL_PASSWORDS_KEY], problems);
     const logins = Object.keys(mailPasswords ?? {});
     if (!Array.isArray(entries) || entries.length === 0) {
@@ -122,6 +125,32 @@ export function readStackConfig(config: Record<string, string>): {
     const domain = typeof shared.domain === "string" ? shared.domain : servers[0]?.settings.domain;
     const certificateAuthority = authorityValue === undefined ? undefined : readAuthority(authorityValue, domain, problems);
     return { servers: problems.length === 0 ? servers : [], problems, certificateAuthority, mailPasswords };
+}
+
+/**
+ * Secret keys set without `--secret` sit in clear text in `Pulumi.<stack>.yaml`, which people
+ * commit. Each problem gives the command that sets the value as a secret (never the value). The
+ * engine marks a map secret when any value in it is, so the passwords of a map are judged together.
+ */
+function secretsInClear(config: Record<string, string>, secretKeys: ReadonlySet<string>): string[] {
+    const problems: string[] = [];
+    for (const key of SECRET_KEYS) {
+        const fullKey = `${NAMESPACE}:${key}`;
+        if (config[fullKey] === undefined || secretKeys.has(fullKey)) continue;
+        const why = `${fullKey} is set in clear text, so it is readable in the stack's config file (Pulumi.<stack>.yaml): set it as a secret`;
+        if (fullKey === MAIL_PASSWORDS_KEY) {
+            const value = parseValue(config[fullKey]);
+            const users = typeof value === "object" && value !== null && !Array.isArray(value) ? Object.keys(value) : [];
+            // User names appear in the command only when they are plain names (their text reaches a terminal).
+            const shown = users.length > 0 && users.every((u) => UNIX_USER.test(u)) ? users : ["<user>"];
+            problems.push(`${why}, one user at a time: ${shown.map((u) => `pulumi config set --secret --path '${MAIL_PASSWORDS_KEY}.${u}'`).join("; ")}`);
+        } else if (key === "sshPrivateKey") {
+            problems.push(`${why}: pulumi config set --secret ${fullKey} < KEYFILE (or use the SSH agent)`);
+        } else {
+            problems.push(`${why}: pulumi config set --secret ${fullKey}`);
+        }
+    }
+    return problems;
 }
 
 /** `postfix:mailPasswords`: user name to password. Problems name the user, never the password. */

@@ -28,8 +28,9 @@ export function renderSaslPasswd(settings: Settings, password: string): string {
  * The services we manage in master.cf, as `postconf -M` (service) and `-P` (parameter) arguments,
  * applied on the host to a copy of Debian's own master.cf. Empty: our services are removed.
  */
-export function renderMasterServices(settings: Settings): string {
+export function renderMasterServices(settings: Settings, mailVersion: string): string {
     if (!settings.submission) return "";
+    const [major, minor] = mailVersion.split(".").map(Number);
     const submission: Array<[string, string]> = [
         ["syslog_name", "postfix/submission"],
         // STARTTLS before anything else: AUTH is not even offered before it (smtpd_tls_auth_only).
@@ -42,13 +43,19 @@ export function renderMasterServices(settings: Settings): string {
         ["smtpd_client_restrictions", "permit_sasl_authenticated,reject"],
         // Mail programs name themselves as they like (Outlook: the Windows computer name).
         ["smtpd_helo_restrictions", ""],
-        ["smtpd_sender_restrictions", "reject_non_fqdn_sender,reject_sender_login_mismatch,permit_sasl_authenticated,reject"],
+        // The null sender first: reject_sender_login_mismatch skips it (Postfix checks only a
+        // non-empty sender), and a bounce is the server's job, never a mail program's. The table
+        // is written without spaces: master.cf's `-o` values take none.
+        ["smtpd_sender_restrictions", "check_sender_access,inline:{<>=REJECT},reject_non_fqdn_sender,reject_sender_login_mismatch,permit_sasl_authenticated,reject"],
         ["smtpd_relay_restrictions", "permit_sasl_authenticated,reject"],
         ["smtpd_recipient_restrictions", "permit_sasl_authenticated,reject"],
         // Password guessing: Dovecot answers a wrong password after 2 s, and each client address
         // (the trusted networks too) gets this many AUTH commands a minute.
         ["smtpd_client_auth_rate_limit", String(SUBMISSION_AUTH_PER_MINUTE)],
         ["smtpd_client_event_limit_exceptions", ""],
+        // Counted per IPv6 /64 (a client may hold a whole one), where Postfix can: 3.8 and later
+        // (Debian 13) count per /84 by default, 3.7 (Debian 12) only per address.
+        ...(major > 3 || (major === 3 && minor >= 8) ? [["smtpd_client_ipv6_prefix_length", "64"] as [string, string]] : []),
     ];
     return [
         // Same columns as Debian's smtp service: public, chrooted smtpd.

@@ -126,6 +126,25 @@ export const SAFETY_PARAMETERS: ReadonlySet<string> = new Set([
     "smtpd_sender_login_maps",
 ]);
 
+/**
+ * Parameters that decide whether and how a client may log in (every `smtpd_sasl_*` too, see
+ * isLoginParameter): in main.cf they would offer AUTH on port 25, where the component offers none,
+ * and `smtpd_tls_auth_only = no` lets a password cross in clear text, against the same passwords
+ * and without port 587's rate limit.
+ */
+export const LOGIN_PARAMETERS: ReadonlySet<string> = new Set([
+    "smtpd_tls_auth_only",
+    "broken_sasl_auth_clients",
+    "cyrus_sasl_config_path",
+    "smtpd_client_auth_rate_limit",
+    "smtpd_client_event_limit_exceptions",
+]);
+
+/** A SASL or TLS-auth parameter of the SMTP server (Postfix 3.7 and 3.10's postconf(5)). */
+export function isLoginParameter(name: string): boolean {
+    return name.startsWith("smtpd_sasl_") || LOGIN_PARAMETERS.has(name);
+}
+
 /** Owned parameters set through a typed option: an extra parameter of the same name points there. */
 export const TYPED_OPTION_OF: Readonly<Record<string, string>> = {
     myhostname: "hostname",

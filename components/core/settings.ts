@@ -91,7 +91,7 @@ export interface CertificateOptions {
     dnsNames?: string[];
     /** IP addresses in the certificate. Default: the listen addresses. */
     ipAddresses?: string[];
-    /** Days the certificate is valid. Default 1095 (3 years); 397 when a certificate authority signs it (at most 825: Apple's systems refuse longer ones from a private authority). */
+    /** Days the certificate is valid. Default 397, at most 825: Apple's systems refuse longer server certificates, self-signed or from a private authority. */
     validityDays?: number;
     /** Days before expiry from which `pulumi up` issues a new certificate. Default 30. */
     earlyRenewalDays?: number;

@@ -1,6 +1,6 @@
 // Validation of user options into Settings. Every problem is reported at once, each naming the
 // config key, before any resource exists. Nothing that fails here reaches a file or a shell.
-import { SAFETY_PARAMETERS, TYPED_OPTION_OF } from "./main-cf";
+import { isLoginParameter, SAFETY_PARAMETERS, TYPED_OPTION_OF } from "./main-cf";
 import { Address, Cidr, cidrContains, cidrsOverlap, isLoopback, isNonPublic, parseAddress, parseCidr } from "./net";
 import { CertificateOptions, DEFAULT_MESSAGE_SIZE_LIMIT, MailOptions, ParameterValue, RelayTls, Settings } from "./settings";
 
@@ -187,6 +187,8 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf, context: Validat
     const submission = c.boolean("submission", raw.submission);
     const virtualAliases = virtualAliasList(c, raw.virtualAliases, destinations ?? []);
     const mailLogins = loginList(c, context.mailLogins ?? [], submission, mailUsers);
+    // Only logins on port 587 can send as an address; without them a copy to another user is just a copy.
+    if (submission && mailUsers && aliases && virtualAliases) ownAddressesKeptOwn(c, mailUsers, aliases, virtualAliases, destinations ?? []);
 
     if (c.problems.length > 0 || !domain || !hostname || !destinations || !trusted || !listen || !messageSizeLimit
         || !mailUsers || !aliases || !certificate || !extraParameters || aptLockTimeoutSeconds === undefined || !mailLogins) {
@@ -376,11 +378,16 @@ function loginList(c: Checker, logins: readonly string[], submission: boolean, m
 export function mailPasswordProblem(password: unknown): string | undefined {
     if (typeof password !== "string" || password.length === 0) return "must be a non-empty string";
     if (password.length < MIN_MAIL_PASSWORD_LENGTH) return `is shorter than ${MIN_MAIL_PASSWORD_LENGTH} characters: port 587 takes logins from any network that reaches it`;
-    if (password.length > 1024) return "is longer than 1024 characters";
+    if (Buffer.byteLength(password, "utf8") > MAX_MAIL_PASSWORD_BYTES) {
+        return `is longer than ${MAX_MAIL_PASSWORD_BYTES} bytes in UTF-8 (an accented letter takes 2, most other scripts 3): `
+            + `openssl's SHA512-CRYPT hashes only the first ${MAX_MAIL_PASSWORD_BYTES}, so the whole password would never log in`;
+    }
     if (CONTROL.test(password)) return "contains a control character (newline, tab, NUL...), which is never allowed";
     return undefined;
 }
 export const MIN_MAIL_PASSWORD_LENGTH = 12;
+/** `openssl passwd -6` (OpenSSL 3.0 and 3.5, Debian 12 and 13) reads at most this many bytes of a password. */
+export const MAX_MAIL_PASSWORD_BYTES = 256;
 
 /**
  * Who may send as what on port 587: each user as themselves, and as every alias and virtual alias
@@ -388,15 +395,7 @@ export const MIN_MAIL_PASSWORD_LENGTH = 12;
  * every final destination (Postfix looks the local part up for local domains only).
  */
 export function senderLogins(users: readonly string[], aliases: Settings["aliases"], virtualAliases: Settings["virtualAliases"]): Settings["senderLogins"] {
-    const aliasTargets = new Map(aliases.map((a) => [a.name, a.targets]));
-    const reaches = (targets: readonly string[], login: string, seen: Set<string>): boolean => targets.some((target) => {
-        if (target === login) return true;
-        const next = aliasTargets.get(target);
-        if (!next || seen.has(target)) return false;
-        seen.add(target);
-        return reaches(next, login, seen);
-    });
-    const owners = (targets: readonly string[]) => users.filter((user) => reaches(targets, user, new Set()));
+    const owners = usersReached(users, aliases);
     const entries: Settings["senderLogins"] = users.map((user) => ({ sender: user, logins: [user] }));
     for (const alias of aliases) {
         const found = owners(alias.targets);
@@ -407,6 +406,42 @@ export function senderLogins(users: readonly string[], aliases: Settings["aliase
         if (found.length > 0) entries.push({ sender: alias.address, logins: found });
     }
     return entries;
+}
+
+/** The mail users that mail to these targets reaches, through the local aliases too. */
+function usersReached(users: readonly string[], aliases: Settings["aliases"]): (targets: readonly string[]) => string[] {
+    const aliasTargets = new Map(aliases.map((a) => [a.name, a.targets]));
+    const reaches = (targets: readonly string[], login: string, seen: Set<string>): boolean => targets.some((target) => {
+        if (target === login) return true;
+        const next = aliasTargets.get(target);
+        if (!next || seen.has(target)) return false;
+        seen.add(target);
+        return reaches(next, login, seen);
+    });
+    return (targets) => users.filter((user) => reaches(targets, user, new Set()));
+}
+
+/**
+ * A mail user's own address (their name, or name@ a final destination) belongs to that user alone:
+ * with port 587, an alias or virtual alias of it that reaches another user would let that user
+ * send as them (smtpd_sender_login_maps looks the full address up first). Shared mail needs an address
+ * of its own (team@...), which each user it reaches may send as.
+ */
+function ownAddressesKeptOwn(c: Checker, users: readonly string[], aliases: Settings["aliases"], virtualAliases: Settings["virtualAliases"], destinations: readonly string[]): void {
+    const owners = usersReached(users, aliases);
+    const check = (path: string, address: string, user: string, targets: readonly string[]) => {
+        const others = owners(targets).filter((other) => other !== user);
+        if (others.length > 0) {
+            c.add(path, `is ${user}'s own address, but reaches ${others.join(", ")} too: an address belongs to one user only, `
+                + "or they could send as each other (give shared mail an address of its own, like team@" + (address.split("@")[1] ?? destinations[0] ?? "domain") + ")");
+        }
+    };
+    for (const alias of aliases) if (users.includes(alias.name)) check(`aliases.${alias.name}`, alias.name, alias.name, alias.targets);
+    for (const alias of virtualAliases) {
+        const at = alias.address.indexOf("@");
+        const local = alias.address.slice(0, at);
+        if (users.includes(local) && destinations.includes(alias.address.slice(at + 1))) check(`virtualAliases.${alias.address}`, alias.address, local, alias.targets);
+    }
 }
 
 /** A SASL password for sasl_passwd: one line, no surrounding spaces. Returns the problem, or undefined. */
@@ -432,8 +467,18 @@ function virtualAliasList(c: Checker, value: unknown, destinations: readonly str
         ?.map(({ key, targets }) => ({ address: key, targets }));
 }
 
-/** Days a server certificate from a private authority may be valid: Apple's systems refuse longer ones. */
-export const MAX_AUTHORITY_SIGNED_DAYS = 825;
+/**
+ * Days any server certificate the component makes may be valid, self-signed or signed by the
+ * stack's authority: Apple's systems refuse TLS server certificates valid longer than 825 days,
+ * whether trusted by hand or through an imported authority.
+ */
+export const MAX_CERTIFICATE_DAYS = 825;
+/**
+ * The default: the CA/Browser Forum's limit for public server certificates since 2020 (398 days),
+ * less a day, which browsers and mail clients hold every certificate to sooner or later; renewal is
+ * a `pulumi up` within earlyRenewalDays, so a shorter life costs the admin nothing.
+ */
+export const DEFAULT_CERTIFICATE_DAYS = 397;
 
 function certificateSettings(c: Checker, value: unknown, hostname: string | undefined, listen: Address[] | undefined, signedByAuthority: boolean): Settings["certificate"] | undefined {
     const raw: CertificateOptions & Record<string, unknown> = (value ?? {}) as never;
@@ -459,11 +504,10 @@ function certificateSettings(c: Checker, value: unknown, hostname: string | unde
     } else {
         ipAddresses = ipAddresses.filter((ip) => !isLoopback(parseAddress(ip) as Address));
     }
-    const validityDays = raw.validityDays === undefined
-        ? signedByAuthority ? 397 : 1095
-        : c.integer("certificate.validityDays", raw.validityDays, 1, 3650);
-    if (signedByAuthority && validityDays !== undefined && validityDays > MAX_AUTHORITY_SIGNED_DAYS) {
-        c.add("certificate.validityDays", `must be at most ${MAX_AUTHORITY_SIGNED_DAYS} when the certificate authority signs it: Apple's systems refuse longer server certificates from a private authority`);
+    const validityDays = raw.validityDays === undefined ? DEFAULT_CERTIFICATE_DAYS : c.integer("certificate.validityDays", raw.validityDays, 1, 3650);
+    if (validityDays !== undefined && validityDays > MAX_CERTIFICATE_DAYS) {
+        c.add("certificate.validityDays", `must be at most ${MAX_CERTIFICATE_DAYS}: Apple's systems refuse longer server certificates, `
+            + `${signedByAuthority ? "even from an imported certificate authority" : "even one trusted by hand"}`);
     }
     const earlyRenewalDays = raw.earlyRenewalDays === undefined ? 30 : c.integer("certificate.earlyRenewalDays", raw.earlyRenewalDays, 0, 3650);
     if (validityDays !== undefined && earlyRenewalDays !== undefined && earlyRenewalDays >= validityDays) {
@@ -495,6 +539,11 @@ function extras(c: Checker, value: unknown, allowUnsafe: boolean, messageSizeLim
         }
         if (SAFETY_PARAMETERS.has(name) && !allowUnsafe) {
             c.add(path, "would replace a safety setting (relay, client or recipient control); set allowUnsafeOverrides: true only if you mean it");
+            continue;
+        }
+        if (isLoginParameter(name) && !allowUnsafe) {
+            c.add(path, "would change who may log in and how (SASL, AUTH over TLS only, the AUTH rate limit): logins belong on port 587 (submission), "
+                + "where they are guarded; set allowUnsafeOverrides: true only if you mean it");
             continue;
         }
         if (relay && RELAY_TLS_PARAMETERS.has(name)) {

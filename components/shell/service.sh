@@ -8,7 +8,7 @@
 # again, then fails `pulumi up`: every check has its line, and one sentence says what was done.
 # Nothing is ever sent.
 #
-# Usage: service.sh apply STATE CHANGES PORTS AUTH ADDRESS...   stdin: relay-probe.sh
+# Usage: service.sh apply STATE CHANGES PORTS AUTH FILES ADDRESS...   stdin: relay-probe.sh
 #        service.sh stop                                   (the component is destroyed)
 #   STATE    the folder where file steps leave "reload" or "restart"
 #   CHANGES  a digest of what the file steps printed: there so that this step runs after any of
@@ -17,6 +17,10 @@
 #   PORTS    the SMTP ports, space-separated ("25 587")
 #   AUTH     dovecot (port 587's logins: Dovecot started when down, reloaded when its
 #            configuration changed, and checked) or none
+#   FILES    the paths of the stack's file steps, space-separated: a pending copy of any other
+#            file (its step left the stack, as dovecot.conf's does with submission off) is dropped
+#   ADDRESS  the listen addresses (IPv6 in brackets); PORTS, AUTH and ADDRESS are what the new
+#            configuration serves: after a rollback the check reads them from the restored one
 set -eu
 
 # Postfix 3.7 (Debian 12) prints errors only to a terminal: script(1) gives it one, so failures say why.
@@ -61,7 +65,8 @@ fi
 state=$2
 ports=$4
 auth=$5
-shift 5
+files=$6
+shift 6
 # Read before postfix is touched: script(1) would hand standard input to postfix.
 probe_script=$(cat)
 addresses=("$@")
@@ -107,6 +112,11 @@ install_pending() {
         kind=${entry##*/}
         kind=${kind%%@*}
         path=$(path_of "$entry")
+        # Only for a step still in the stack: the others' content is no longer wanted.
+        case " $files " in
+            *" $path "*) ;;
+            *) rm -f "$entry"; continue ;;
+        esac
         if [ ! -e "$state/good/${entry##*/}" ] && [ ! -e "$state/good/${entry##*/}.absent" ]; then
             if [ -f "$path" ]; then cp -p "$path" "$state/good/${entry##*/}"; else : >"$state/good/${entry##*/}.absent"; fi
         fi
@@ -138,6 +148,30 @@ roll_back() {
         rebuild "$kind" "$path" || true
         restored="${restored:+$restored, }$path"
     done
+}
+
+# What the restored configuration serves, for the check after a rollback: its listen addresses
+# (when main.cf lists addresses; "all" or a name keeps the new ones, which it covers) and port 587
+# with Dovecot only when its master.cf has the submission service.
+restored_endpoints() {
+    local value item items listed=()
+    value=$(postconf -h inet_interfaces 2>/dev/null) || return 0
+    IFS=', ' read -r -a items <<<"$value"
+    for item in "${items[@]}"; do
+        case "$item" in
+            '') ;;
+            \[*\]|[0-9]*.*[0-9]) listed+=("$item") ;;
+            *) listed=(); break ;;
+        esac
+    done
+    if [ "${#listed[@]}" -gt 0 ]; then addresses=("${listed[@]}"); fi
+    local port kept=""
+    for port in $ports; do [ "$port" = 587 ] || kept="$kept $port"; done
+    if [ -n "$(postconf -M submission/inet 2>/dev/null)" ]; then
+        ports="${kept# } 587" auth=dovecot
+    else
+        ports=${kept# } auth=none
+    fi
 }
 
 # Postfix started when down, else as asked; a failure is a failed check, not the end.
@@ -267,6 +301,7 @@ if [ -z "${restored:-}" ]; then
     exit 1
 fi
 rm -f "$state/restart" "$state/reload" "$state/dovecot-reload"
+restored_endpoints
 failures=0 lines=""
 if apply restart && { [ "$auth" != dovecot ] || apply_dovecot; }; then check; fi
 live_ms=$((($(date +%s%N) - started_at) / 1000000))

@@ -7,6 +7,7 @@ import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { load } from "js-yaml";
 import { REPO } from "../support/stack";
 import { Stack } from "./support/pulumi";
 
@@ -34,12 +35,13 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
     const home = new Stack("home", { env: user });
     const lab = new Stack("lab", { env: user });
     const broken = new Stack("e2e-broken");
+    const clear = new Stack("sec-clear-secrets", { env: user });
     // A YAML project of its own, for the engine to start the YAML language host in.
     const yamlProject = mkdtempSync(join(tmpdir(), "pulumi-postfix-yaml-"));
     writeFileSync(join(yamlProject, "Pulumi.yaml"), "name: engine-yaml\nruntime: yaml\n");
     const yaml = new Stack("engine-yaml", { dir: yamlProject });
     after(() => {
-        [home, lab, broken, yaml].forEach((s) => s.remove());
+        [home, lab, broken, clear, yaml].forEach((s) => s.remove());
         rmSync(yamlProject, { recursive: true, force: true });
         rmSync(user.HOME, { recursive: true, force: true });
     });
@@ -67,8 +69,12 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
             // The steps, plus the stack, the component, and the key and certificate @pulumi/tls makes
             // (lab: also the authority's key and certificate, and the certificate request it signs).
             assert.match(preview.stdout, new RegExp(`\\+ ${steps.length + 4 + (stack === lab ? 3 : 0)} to create`));
-            // Each step planned as a create of its own: the create line, then its URN ending in the step's name.
-            for (const step of steps) assert.match(preview.stdout, new RegExp(`\\+ command:remote:Command: \\(create\\)\\n\\s+\\[urn=\\S+::${server}-${step}\\]`), step);
+            // Each step planned as a create of its own: the create line, then its URN ending in the step's name
+            // (the SSH check runs on the workstation: a local command).
+            for (const step of steps) {
+                const kind = step === "ssh-reachable" ? "local" : "remote";
+                assert.match(preview.stdout, new RegExp(`\\+ command:${kind}:Command: \\(create\\)\\n\\s+\\[urn=\\S+::${server}-${step}\\]`), step);
+            }
             assert.doesNotMatch(preview.stdout + preview.stderr, /warning:/);
             for (const password of passwords) assert.ok(!(preview.stdout + preview.stderr).includes(password), "no password in the preview");
             // The host key comes from the user's known_hosts: every step's own connection verifies it
@@ -79,6 +85,26 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
             assert.equal(shown.split("\n").filter((l) => /^hostKey\s*: "/.test(l.trim()) && l.trim().endsWith(` "${known}"`)).length, steps.length - 1, "one per remote step");
         });
     }
+
+    test("passwords set in clear text stop the preview with the commands that set them as secrets; those commands make it pass", () => {
+        const labConfig = (load(readFileSync(join(REPO, "stacks", "Pulumi.lab.yaml"), "utf8")) as { config: Record<string, unknown> }).config;
+        const passwords = { ana: "ana's lab mail password", ops: "ops-lab-mail-password" };
+        clear.init({ ...labConfig, "postfix:mailPasswords": passwords });
+        const preview = clear.run(["preview"]);
+        assert.notEqual(preview.status, 0);
+        const output = preview.stdout + preview.stderr;
+        const line = /postfix:mailPasswords is set in clear text, .*: set it as a secret, one user at a time: (.*)$/m.exec(output);
+        assert.ok(line, output);
+        assert.ok(!output.includes(passwords.ana) && !output.includes(passwords.ops), "no password in the output");
+        // Exactly what the message says, each password typed on standard input as a user would.
+        const commands = line[1].split("; ");
+        assert.deepEqual(commands, ["pulumi config set --secret --path 'postfix:mailPasswords.ana'", "pulumi config set --secret --path 'postfix:mailPasswords.ops'"]);
+        for (const command of commands) {
+            const path = /'(.*)'/.exec(command)![1];
+            clear.ok(["config", "set", "--secret", "--path", path], { stdin: passwords[path.split(".")[1] as keyof typeof passwords] });
+        }
+        clear.ok(["preview"]);
+    });
 
     test("a wrong config fails with every problem named by its key, and nothing is created", () => {
         broken.init({

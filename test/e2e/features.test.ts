@@ -68,6 +68,11 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
     test("port 587 (Dovecot 2.4 without systemd): STARTTLS, then a login; without one even the LAN is refused", async () => {
         assert.match(hostOk(name, "postconf -M submission/inet"), /^submission\s+inet\s+n\s+-\s+y\s+-\s+-\s+smtpd .*-o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes /m);
         assert.match(hostOk(name, "dovecot --version"), /^2\.4\./);
+        // Postfix 3.10 counts AUTH commands per IPv6 /64 here; the null sender is refused even after a login.
+        assert.match(hostOk(name, "postconf -P submission/inet/smtpd_client_ipv6_prefix_length"), /^submission\/inet\/smtpd_client_ipv6_prefix_length = 64$/m);
+        const bounce = swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--from", "<>", "--to", "fribeiro@e2e.test", "--quit-after", "RCPT",
+            "--tls", "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", ALICE_PASSWORD], 587);
+        assert.ok(replies(bounce).some((l) => /^554 5\.7\.1 <>: Sender address rejected: Access denied/.test(l)), bounce.transcript);
         const plain = send(address, lanClient, "alice@e2e.test", "no tls", ["--quit-after", "RCPT"], 587);
         assert.ok(replies(plain).some((l) => /^530 5\.7\.0 Must issue a STARTTLS command first/.test(l)), plain.transcript);
         const subject = `submission ${randomUUID()}`;

@@ -85,6 +85,11 @@ describe("mail programs trust the server: a private CA, the TLS policy, logins o
         const ca = new X509Certificate(outputs.certificateAuthorityPem);
         const served = new X509Certificate(hostOk(name, "cat /etc/ssl/certs/server.crt"));
         assert.ok(ca.ca, "the authority's certificate is a CA");
+        // What docs/security.md says: @pulumi/tls 5.5.1 cannot write a path length of 0, so the
+        // authority's certificate carries none.
+        const text = spawnSync("openssl", ["x509", "-noout", "-text"], { input: outputs.certificateAuthorityPem, encoding: "utf8" }).stdout;
+        assert.match(text, /X509v3 Basic Constraints: critical\n\s*CA:TRUE\n/, text);
+        assert.doesNotMatch(text, /pathlen/, "no path length, as the docs say");
         assert.ok(served.verify(ca.publicKey), "the served certificate is signed by the authority");
         assert.equal(served.checkHost(serverName), serverName);
         assert.equal(outputs.certificateAuthoritySha256, ca.fingerprint256);
@@ -149,6 +154,9 @@ describe("mail programs trust the server: a private CA, the TLS policy, logins o
         assert.match(other.error ?? "", /^553 5\.7\.1 <fribeiro@e2e\.test>: Sender address rejected: not owned by user alice/, JSON.stringify(other));
         const foreign = python(587, laptop, [...login("alice", PASSWORDS.alice), ...mail("alice@example.invalid", "fribeiro@e2e.test", "foreign")]);
         assert.match(foreign.error ?? "", /^553 5\.7\.1 <alice@example\.invalid>: Sender address rejected: not owned by user alice/, JSON.stringify(foreign));
+        // The null sender, which reject_sender_login_mismatch skips: refused whatever the From: says.
+        const bounce = python(587, laptop, [...login("alice", PASSWORDS.alice), ...mail("", "fribeiro@e2e.test", "null sender"), "--header-from", "boss@e2e.test"]);
+        assert.match(bounce.error ?? "", /^554 5\.7\.1 <>: Sender address rejected: Access denied/, JSON.stringify(bounce));
         // postmaster -> root -> fribeiro: mail to postmaster reaches fribeiro, who may send as it.
         const alias = python(587, laptop, [...login("fribeiro", PASSWORDS.fribeiro), ...mail("postmaster@e2e.test", "alice@e2e.test", `alias ${randomUUID()}`)]);
         assert.equal(alias.stage, "done", JSON.stringify(alias));

@@ -122,8 +122,8 @@ test("the graph: steps, their order, their parent", async () => {
     assert.deepEqual(dependsOn.get("server-service"),
         p("server-tls-key", "server-tls-cert", "server-mailname", "server-virtual-aliases", "server-aliases", "server-main-cf", "server-master-cf"));
     const service = registered.find((r) => r.name === "server-service")!;
-    assert.match(service.inputs.create, new RegExp(`^sudo -n bash '${folder}/service\\.sh' 'apply' '/var/lib/pulumi-postfix' '[0-9a-f]{64}' '25' 'none' '127\\.0\\.0\\.1' '192\\.168\\.1\\.100'$`),
-        "service.sh by path, run by bash, then its arguments: what to do, the request folder, the file steps' digest, ports, listen addresses");
+    assert.match(service.inputs.create, new RegExp(`^sudo -n bash '${folder}/service\\.sh' 'apply' '/var/lib/pulumi-postfix' '[0-9a-f]{64}' '25' 'none' '/etc/aliases /etc/ssl/private/server\\.key\\.insecure /etc/ssl/certs/server\\.crt /etc/mailname /etc/postfix/virtual /etc/postfix/master\\.cf /etc/postfix/main\\.cf' '127\\.0\\.0\\.1' '192\\.168\\.1\\.100'$`),
+        "service.sh by path, run by bash, then its arguments: what to do, the request folder, the file steps' digest, ports, the file steps' paths, listen addresses");
     assert.match(service.inputs.stdin, /^#!\/bin\/bash\n# The relay probe/, "the relay probe on standard input");
     assert.equal(service.inputs.delete, `sudo -n bash '${folder}/service.sh' 'stop'`);
     const check = registered.find((r) => r.name === probe)!;

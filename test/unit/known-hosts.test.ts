@@ -1,7 +1,7 @@
 // known_hosts read the way OpenSSH reads it, checked against OpenSSH's own tools (ssh-keygen).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -9,6 +9,7 @@ import {
     fingerprint, formatHostKey, hashedKnownHostsLine, lookupKnownHosts, parseHostKey, preferredKey,
 } from "../../components/core/known-hosts";
 import { validateSsh } from "../../components/core/ssh";
+import { HostKeyError, shownKeysFile, trustedHostKey } from "../../components/host-key";
 
 const dir = mkdtempSync(join(tmpdir(), "known-hosts-"));
 function newKey(type: "ed25519" | "ecdsa" | "rsa", name: string): string {
@@ -102,4 +103,49 @@ test("the line accept-new records is hashed and found by ssh-keygen -F, also for
     assert.deepEqual(opensshFinds(file, "127.0.40.2"), [bare(ed25519)]);
     assert.deepEqual(opensshFinds(file, "[mail.lan]:2222"), [bare(ed25519)]);
     assert.deepEqual(lookupKnownHosts(readFileSync(file, "utf8"), "f", "mail.lan", 2222).keys.map(formatHostKey), [bare(ed25519)]);
+});
+
+test("accept-new records the key the preview showed, and refuses a server that shows another one since", () => {
+    const dir = mkdtempSync(join(tmpdir(), "accept-new-"));
+    const savedPath = process.env.PATH;
+    try {
+        // Two genuine ed25519 keys, and an ssh-keyscan stand-in that answers with the one in `offered`.
+        const keys = ["a", "b"].map((k) => {
+            execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, k)]);
+            return parseHostKey(readFileSync(join(dir, `${k}.pub`), "utf8"))!;
+        });
+        const offered = join(dir, "offered");
+        writeFileSync(join(dir, "ssh-keyscan"), `#!/bin/sh\nprintf '127.0.29.9 %s\\n' "$(cat '${offered}')"\n`, { mode: 0o755 });
+        process.env.PATH = `${dir}:${savedPath}`;
+        const knownHosts = join(dir, "known_hosts");
+        const ssh = validateSsh({ host: "127.0.29.9", knownHostsFile: knownHosts, strictHostKeyChecking: "accept-new" }, (p) => p).ssh!;
+        const serverShows = (key: typeof keys[number]) => writeFileSync(offered, formatHostKey(key));
+        const recorded = () => (existsSync(knownHosts) ? lookupKnownHosts(readFileSync(knownHosts, "utf8"), "k", "127.0.29.9", 22).keys.map(formatHostKey) : []);
+
+        // The preview shows key a and records nothing in known_hosts.
+        serverShows(keys[0]);
+        const preview = trustedHostKey(ssh, "server mx", { record: false, show: true });
+        assert.equal(preview.hostKey, formatHostKey(keys[0]));
+        assert.deepEqual(preview.firstUse, { file: knownHosts, recorded: false });
+        assert.deepEqual(recorded(), []);
+        // Another key answers at pulumi up (a machine in the middle): refused, nothing recorded.
+        serverShows(keys[1]);
+        assert.throws(() => trustedHostKey(ssh, "server mx", { record: true }), (error: Error) => error instanceof HostKeyError
+            && error.message.includes(`server mx (127.0.29.9 port 22): its host key changed after the preview: the preview showed ${fingerprint(keys[0])} (ED25519), `
+                + `and the server now shows ${fingerprint(keys[1])} (ED25519). Nothing was recorded, and nothing was sent to it.`)
+            && /Run pulumi preview again, compare the key it shows on the server's own console \(ssh-keygen -lf \/etc\/ssh\/ssh_host_ed25519_key\.pub\), then pulumi up\.$/.test(error.message));
+        assert.deepEqual(recorded(), []);
+        // The key shown answers: it is recorded, and the note of what was shown goes.
+        serverShows(keys[0]);
+        assert.equal(trustedHostKey(ssh, "server mx", { record: true }).hostKey, formatHostKey(keys[0]));
+        assert.deepEqual(recorded(), [formatHostKey(keys[0])]);
+        assert.deepEqual(lookupKnownHosts(readFileSync(shownKeysFile(knownHosts), "utf8"), "s", "127.0.29.9", 22).keys, []);
+        // Verify never notes or records anything.
+        rmSync(knownHosts);
+        trustedHostKey(ssh, "server mx", { record: false });
+        assert.equal(readFileSync(shownKeysFile(knownHosts), "utf8").trim(), "");
+    } finally {
+        process.env.PATH = savedPath;
+        rmSync(dir, { recursive: true, force: true });
+    }
 });

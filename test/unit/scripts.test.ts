@@ -11,6 +11,9 @@ import {
 } from "../../components/core/scripts";
 import { remoteCommand, remoteScript, shq } from "../../components/core/shell";
 import { shellBundle, shellFile } from "../../components/shell-files";
+import { mailPasswordProblem, MAX_MAIL_PASSWORD_BYTES } from "../../components/core/validate";
+import { readStackConfig } from "../../components/stack-config";
+import { stackConfig } from "../support/stack";
 
 
 const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
@@ -27,7 +30,7 @@ test("the host scripts pass shellcheck as the command lines the steps send", { s
     // The shell files with their arguments, as the steps send them (a hostile-looking argument
     // included). The outer line nests quotes on purpose: there only warnings and errors count.
     const sent: Array<[string, "sh" | "bash", string[]]> = [
-        ["service.sh", "bash", ["apply", "/var/lib/pulumi-postfix", "digest 'x' $(y)", "25 587", "dovecot", "192.168.1.100", "[fd00::25]"]],
+        ["service.sh", "bash", ["apply", "/var/lib/pulumi-postfix", "digest 'x' $(y)", "25 587", "dovecot", "/etc/postfix/main.cf /etc/aliases", "192.168.1.100", "[fd00::25]"]],
         ["service.sh", "bash", ["stop"]],
         ["install.sh", "sh", ["install", "120", "postfix postfix-doc libsasl2-modules", "fribeiro ops"]],
         ["install.sh", "sh", ["remove", "postfix postfix-doc", "/var/lib/pulumi-postfix"]],
@@ -102,7 +105,7 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
         rmSync(log, { force: true });
         mkdirSync(state, { recursive: true });
         if (request) writeFileSync(join(state, request), "");
-        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "none", "127.0.0.1"],
+        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "none", "", "127.0.0.1"],
             { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
         child.stdin.end(probeScript);
         let stdout = "";
@@ -140,6 +143,8 @@ test("a failed deploy check rolls back to the last configuration that passed, ke
     writeFileSync(join(dir, "postfix"), `#!/bin/sh
 echo "postfix $*" >>${shq(join(dir, "log"))}
 `, { mode: 0o755 });
+    // No postconf: the check after a rollback keeps the addresses and ports it was given.
+    writeFileSync(join(dir, "postconf"), "#!/bin/sh\nexit 1\n", { mode: 0o755 });
     const server = createServer((socket) => {
         socket.write("220 mx.e2e.test ESMTP\r\n");
         socket.on("data", () => socket.end("221 2.0.0 Bye\r\n"));
@@ -148,7 +153,7 @@ echo "postfix $*" >>${shq(join(dir, "log"))}
     const port = (server.address() as AddressInfo).port;
     const openProbe = `if grep -q open ${shq(file.path)}; then r='250 2.1.5 Ok'; else r='554 5.7.1 Relay access denied'; fi; printf 'xclient=220 2.0.0 Ok\\nrcpt=%s\\nmain_cf=1 1\\n' "$r"`;
     const service = async (probe = openProbe) => {
-        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "none", "127.0.0.1"],
+        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "none", file.path, "127.0.0.1"],
             { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
         child.stdin.end(probe);
         let output = "";
@@ -194,6 +199,72 @@ echo "postfix $*" >>${shq(join(dir, "log"))}
         assert.equal(live(), "closed\n");
     } finally {
         server.close();
+    }
+});
+
+test("after a rollback the check tests what was restored (its addresses, no port 587), and a file whose step left the stack is not reinstalled", async () => {
+    // Stand-ins: postfix(1) always running; postconf(1) reading the stand-in main.cf and master.cf
+    // as Postfix would; a greeting SMTP listener on 127.0.0.1 only; a relay probe that refuses.
+    const dir = mkdtempSync(join(tmpdir(), "restored-"));
+    const state = join(dir, "state");
+    const managed = (name: string): ManagedFile => ({ path: join(dir, "etc", name), mode: "0644", kind: "plain" });
+    const [mainCf, masterCf, dovecotConf] = [managed("main.cf"), managed("master.cf"), managed("dovecot.conf")];
+    writeFileSync(join(dir, "postfix"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    writeFileSync(join(dir, "postconf"), [
+        "#!/bin/sh",
+        'case "$1 $2" in',
+        `"-h inet_interfaces") sed -n 's/^inet_interfaces = //p' ${shq(mainCf.path)} ;;`,
+        `"-M submission/inet") grep '^submission' ${shq(masterCf.path)} || true ;;`,
+        "*) exit 1 ;;",
+        "esac",
+        "",
+    ].join("\n"), { mode: 0o755 });
+    const server = createServer((socket) => {
+        socket.write("220 mx.e2e.test ESMTP\r\n");
+        socket.on("data", () => socket.end("221 2.0.0 Bye\r\n"));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const probe = "printf 'xclient=220 2.0.0 Ok\\nrcpt=554 5.7.1 Relay access denied\\nmain_cf=1 1\\n'";
+    const service = async (ports: string, files: ManagedFile[], addresses: string[]) => {
+        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", ports, "none", files.map((f) => f.path).join(" "), ...addresses],
+            { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+        child.stdin.end(probe);
+        let output = "";
+        child.stdout.on("data", (chunk) => (output += chunk));
+        child.stderr.on("data", (chunk) => (output += chunk));
+        const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+        return { status, output };
+    };
+    try {
+        mkdirSync(join(dir, "etc"));
+        writeFile(mainCf, state, "inet_interfaces = 127.0.0.1\n");
+        writeFile(masterCf, state, "smtp inet\n");
+        assert.equal((await service(String(port), [mainCf, masterCf], ["127.0.0.1"])).status, 0, "the first configuration passes");
+
+        // A run that adds port 587 (with Dovecot's file) and a second address, and fails its check.
+        writeFile(mainCf, state, "inet_interfaces = 127.0.0.1, 127.0.0.2\n");
+        writeFile(masterCf, state, "smtp inet\nsubmission inet\n");
+        writeFile(dovecotConf, state, "auth only\n");
+        const failed = await service(`${port} 587`, [mainCf, masterCf, dovecotConf], ["127.0.0.1", "127.0.0.2"]);
+        assert.equal(failed.status, 1);
+        assert.match(failed.output, new RegExp(`^FAIL 127\\.0\\.0\\.2:${port} does not answer$`, "m"));
+        assert.match(failed.output, /so it was rolled back to the last configuration that passed, which passes again/, failed.output);
+        assert.doesNotMatch(failed.output, /fails too|the host changed on its own/);
+        assert.ok(!existsSync(dovecotConf.path), "Dovecot's file was rolled back too");
+
+        // The admin turns port 587 off: main.cf and master.cf are written as the stack wants (their
+        // pending copies go), and Dovecot's file step leaves the stack: its pending copy must not return.
+        writeFile(mainCf, state, "inet_interfaces = 127.0.0.1\n");
+        writeFile(masterCf, state, "smtp inet\n");
+        const off = await service(String(port), [mainCf, masterCf], ["127.0.0.1"]);
+        assert.equal(off.status, 0, off.output);
+        assert.doesNotMatch(off.output, /again with/, off.output);
+        assert.ok(!existsSync(dovecotConf.path), "no pending copy of a step that left the stack is installed");
+        assert.deepEqual(readdirSync(state).filter((f) => f !== "main-cf.lock"), [], "and none is kept");
+    } finally {
+        server.close();
+        rmSync(dir, { recursive: true, force: true });
     }
 });
 
@@ -464,6 +535,22 @@ test("the scripts step puts every host script in a folder named by their hash, o
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /unexpected script name in the bundle: \.\.\/evil\.sh/);
     assert.deepEqual(readdirSync(join(dir, "scripts")), [], "nothing half-made is left");
+});
+
+test("mail passwords: the longest one validation accepts is hashed whole by openssl; a longer one is refused, naming its key", () => {
+    const hashOf = (password: string) => execFileSync("openssl", ["passwd", "-6", "-salt", "pulumipostfix", "-stdin"], { input: `${password}\n`, encoding: "utf8" }).trim();
+    // 3 bytes per character: the byte length is what counts, not the characters.
+    const longest = "\u20ac".repeat(85) + "a";
+    assert.equal(Buffer.byteLength(longest), MAX_MAIL_PASSWORD_BYTES);
+    assert.equal(mailPasswordProblem(longest), undefined);
+    assert.notEqual(hashOf(longest), hashOf(`${longest.slice(0, -1)}b`), "its last byte counts");
+    // One byte more is not hashed at all: such a password would never log in.
+    assert.equal(hashOf(`${longest}x`), hashOf(longest), "openssl's limit is still 256 bytes");
+    const tooLong = "\u20ac".repeat(86);
+    assert.equal(tooLong.length, 86, "86 characters: far below any limit in characters");
+    const { problems } = readStackConfig({ ...stackConfig("lab"), "postfix:mailPasswords": JSON.stringify({ ana: tooLong, ops: "ops has a fine password" }) });
+    assert.deepEqual(problems, ["postfix:mailPasswords.ana is longer than 256 bytes in UTF-8 (an accented letter takes 2, most other scripts 3): "
+        + "openssl's SHA512-CRYPT hashes only the first 256, so the whole password would never log in"]);
 });
 
 test("mail passwords: only hashes are written, and an unchanged password keeps its hash (same salt)", () => {

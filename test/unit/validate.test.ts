@@ -28,6 +28,7 @@ test("the guide's options are valid, with the corrected defaults", () => {
     assert.equal(settings!.inetProtocols, "ipv4");
     assert.deepEqual(settings!.aliases.map((a) => a.name), ["postmaster", "root"]);
     assert.deepEqual(settings!.certificate.ipAddresses, ["192.168.1.100"], "loopback stays out of the certificate");
+    assert.equal(settings!.certificate.validityHours, 397 * 24, "self-signed: 397 days, as with the authority (Apple refuses more than 825)");
 });
 
 // Each case: how the options are broken, and what the one message must say (key first).
@@ -71,6 +72,7 @@ const CASES: Array<[string, (o: Record<string, any>) => void, RegExp]> = [
     ["mailbox limit below message limit", (o) => (o.extraParameters = { mailbox_size_limit: 1000 }), /^postfix:extraParameters\.mailbox_size_limit .*local delivery/],
     ["unknown option", (o) => (o.listenAdresses = ["127.0.0.1"]), /^postfix:listenAdresses is not a known option/],
     ["renewal window as long as validity", (o) => (o.certificate = { validityDays: 30, earlyRenewalDays: 30 }), /^postfix:certificate\.earlyRenewalDays /],
+    ["self-signed certificate longer than Apple accepts", (o) => (o.certificate = { validityDays: 826 }), /^postfix:certificate\.validityDays must be at most 825: Apple's systems refuse longer server certificates, even one trusted by hand$/],
     ["bad certificate algorithm", (o) => (o.certificate = { algorithm: "DSA" }), /^postfix:certificate\.algorithm /],
 ];
 
@@ -102,6 +104,64 @@ test("a client's own claim of its address or route is a safety setting: refused 
         assert.deepEqual(allowed.problems, [], name);
         assert.deepEqual(allowed.settings!.extraParameters, [{ name, value }]);
     }
+});
+
+test("with logins, an address belongs to one user only: an alias of a user's own address that reaches another user is refused", () => {
+    const withLogins = (extra: Record<string, unknown>) => validateMailOptions({
+        ...base(), mailUsers: ["fribeiro", "alice", "bob"], submission: true, ...extra,
+    }, (path) => `postfix:${path}`, { mailLogins: ["alice", "bob"] });
+    const found = withLogins({ virtualAliases: { "alice@home.lan": ["alice", "bob"] } }).problems;
+    assert.deepEqual(found, ["postfix:virtualAliases.alice@home.lan is alice's own address, but reaches bob too: an address belongs to one user only, "
+        + "or they could send as each other (give shared mail an address of its own, like team@home.lan)"]);
+    assert.match(withLogins({ virtualAliases: { "alice@server.home.lan": "bob" } }).problems.join("\n"), /^postfix:virtualAliases\.alice@server\.home\.lan is alice's own address, but reaches bob too/);
+    // Through a local alias, and as a local alias.
+    assert.match(withLogins({ aliases: { root: "fribeiro", helpers: ["bob"] }, virtualAliases: { "alice@home.lan": ["alice", "helpers"] } }).problems.join("\n"),
+        /^postfix:virtualAliases\.alice@home\.lan is alice's own address, but reaches bob too/);
+    assert.match(withLogins({ aliases: { root: "fribeiro", alice: ["alice", "bob"] } }).problems.join("\n"), /^postfix:aliases\.alice is alice's own address, but reaches bob too/);
+    // Shared addresses of their own, and the same address on another domain, stay possible.
+    const shared = withLogins({ aliases: { root: "fribeiro", team: ["alice", "bob"] }, virtualAliases: { "sales@shop.test": ["alice", "bob"], "alice@shop.test": "bob", "alice@home.lan": "alice" } });
+    assert.deepEqual(shared.problems, []);
+    assert.deepEqual(shared.settings!.senderLogins.find((e) => e.sender === "team")?.logins, ["alice", "bob"]);
+    // Without port 587 nobody sends as anybody: a copy to another user is just a copy.
+    assert.deepEqual(problems((o) => {
+        o.mailUsers = ["fribeiro", "bob"];
+        o.virtualAliases = { "fribeiro@home.lan": ["fribeiro", "bob"] };
+    }), []);
+});
+
+test("the SASL and TLS-auth parameters are safety settings: AUTH in clear on port 25 is refused unless allowed", () => {
+    // The review's reproduction: port 25 would offer AUTH without TLS, against port 587's passwords.
+    const clearAuth = { smtpd_tls_auth_only: "no", smtpd_sasl_auth_enable: "yes", smtpd_sasl_type: "dovecot", smtpd_sasl_path: "private/auth" };
+    const found = problems((o) => (o.extraParameters = clearAuth));
+    assert.deepEqual(found.map((p) => p.split(" ")[0]).sort(), Object.keys(clearAuth).map((n) => `postfix:extraParameters.${n}`).sort());
+    for (const p of found) assert.match(p, / would change who may log in and how .* set allowUnsafeOverrides: true only if you mean it$/);
+    for (const name of ["broken_sasl_auth_clients", "smtpd_sasl_security_options", "smtpd_sasl_tls_security_options", "smtpd_sasl_exceptions_networks",
+        "smtpd_sasl_mechanism_filter", "cyrus_sasl_config_path", "smtpd_client_auth_rate_limit", "smtpd_client_event_limit_exceptions"]) {
+        assert.match(problems((o) => (o.extraParameters = { [name]: "x" })).join("\n"), new RegExp(`^postfix:extraParameters\\.${name} would change who may log in`), name);
+    }
+    const allowed = validateMailOptions({ ...base(), allowUnsafeOverrides: true, extraParameters: clearAuth }, (p) => p);
+    assert.deepEqual(allowed.problems, []);
+});
+
+test("a password set in clear text is refused with the command that sets it as a secret, never with the password", () => {
+    const passwords = { ana: "ana's lab mail password", ops: "ops-lab-mail-password" };
+    const config = { ...stackConfig("lab"), "postfix:mailPasswords": JSON.stringify(passwords) };
+    const clear = readStackConfig(config, new Set()).problems;
+    assert.deepEqual(clear, ["postfix:mailPasswords is set in clear text, so it is readable in the stack's config file (Pulumi.<stack>.yaml): set it as a secret, "
+        + "one user at a time: pulumi config set --secret --path 'postfix:mailPasswords.ana'; pulumi config set --secret --path 'postfix:mailPasswords.ops'"]);
+    assert.ok(!clear.join("\n").includes(passwords.ana), "no password in a message");
+    assert.deepEqual(readStackConfig(config, new Set(["postfix:mailPasswords"])).problems, [], "set as secrets");
+    // The relay's password, and the SSH secrets.
+    const relay = { ...stackConfig("home"), "postfix:relayHost": JSON.stringify({ host: "smtp.isp.test", username: "me@isp.test" }), "postfix:relayHostPassword": "relay password" };
+    assert.deepEqual(readStackConfig(relay, new Set()).problems, [
+        "postfix:relayHostPassword is set in clear text, so it is readable in the stack's config file (Pulumi.<stack>.yaml): set it as a secret: pulumi config set --secret postfix:relayHostPassword",
+    ]);
+    assert.deepEqual(readStackConfig(relay, new Set(["postfix:relayHostPassword"])).problems, []);
+    assert.match(readStackConfig({ ...stackConfig("home"), "postfix:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----" }, new Set()).problems.join("\n"),
+        /^postfix:sshPrivateKey is set in clear text, .*: pulumi config set --secret postfix:sshPrivateKey < KEYFILE \(or use the SSH agent\)$/);
+    // A user name that is no plain name is not echoed into the command.
+    const odd = readStackConfig({ ...config, "postfix:mailPasswords": JSON.stringify({ "a b": "long enough password" }) }, new Set()).problems;
+    assert.ok(odd.some((p) => p.endsWith("pulumi config set --secret --path 'postfix:mailPasswords.<user>'")), odd.join("\n"));
 });
 
 test("all problems are reported together", () => {
@@ -192,6 +252,6 @@ test("mail passwords and the certificate authority in the stack config: each pro
     const home = readStackConfig({ ...stackConfig("home"), "postfix:mailPasswords": JSON.stringify({ fribeiro: "fribeiro's password" }) });
     assert.deepEqual(home.problems, ["postfix:mailPasswords is set but no server has submission: true (the passwords are for port 587)"]);
     const tooLong = readStackConfig({ ...stackConfig("home"), "postfix:certificateAuthority": "true", "postfix:certificate": JSON.stringify({ validityDays: 1095 }) });
-    assert.match(tooLong.problems.join("\n"), /postfix:certificate\.validityDays must be at most 825 when the certificate authority signs it/);
+    assert.match(tooLong.problems.join("\n"), /postfix:certificate\.validityDays must be at most 825: Apple's systems refuse longer server certificates, even from an imported certificate authority/);
     assert.equal(readStackConfig({ ...stackConfig("home"), "postfix:certificateAuthority": "true" }).servers[0].settings.certificate.validityHours, 397 * 24);
 });

@@ -4,9 +4,10 @@ which checks the server's certificate by its chain to CA and by the server's nam
 the one the client was given (as if DNS resolved it); the connection goes to ADDRESS, from SOURCE.
 
 Usage: mail-client.py ADDRESS PORT NAME SOURCE CAFILE [--login USER PASSWORD | --login-once USER PASSWORD]
-                      [--from A --to B [--subject S]]
+                      [--from A --to B [--subject S] [--header-from H]]
 --login is smtplib's login(), which tries PLAIN, then LOGIN; --login-once sends one AUTH PLAIN.
 login_seconds is the time from the first AUTH command to the server's final answer.
+--from "" sends MAIL FROM:<>; the From: header is A unless --header-from says otherwise.
 Prints one JSON object: what happened at each stage, and the server's reply or the error.
 """
 import json
@@ -34,6 +35,7 @@ def main(argv):
     option = lambda flag, count=1: rest[rest.index(flag) + 1:rest.index(flag) + 1 + count] if flag in rest else None
     login, once = option("--login", 2), option("--login-once", 2)
     sender, recipient, subject = option("--from"), option("--to"), option("--subject")
+    header_from = option("--header-from") or sender
     result = {"stage": "connect"}
     try:
         client = NamedSMTP(name, address, int(port), source)
@@ -58,7 +60,7 @@ def main(argv):
                 result["login_seconds"] = round(time.monotonic() - started, 2)
         if sender and recipient:
             result["stage"] = "send"
-            headers = f"From: <{sender[0]}>\r\nTo: <{recipient[0]}>\r\nSubject: {subject[0] if subject else 'mail-client.py'}\r\n"
+            headers = f"From: <{header_from[0]}>\r\nTo: <{recipient[0]}>\r\nSubject: {subject[0] if subject else 'mail-client.py'}\r\n"
             client.sendmail(sender[0], [recipient[0]], headers + "\r\nsent by the mail clients suite\r\n")
         result["stage"] = "done"
         client.quit()
