@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { AddressInfo, createServer } from "node:net";
+import { AddressInfo, createServer, Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -23,6 +23,29 @@ function writeFile(file: ManagedFile, state: string, content: string, options: {
     const env = { ...process.env, PATH: options.bin ? `${options.bin}:${process.env.PATH}` : process.env.PATH };
     return spawnSync("sh", ["-c", shellFile("write-file.sh"), "write-file.sh", ...writeFileArgs(file, options.aliases, state)], { input: content, encoding: "utf8", env });
 }
+
+
+/** An SMTP server on loopback that greets and says goodbye: what the deploy check's banner test reads. */
+async function greetingServer(): Promise<{ server: Server; port: number }> {
+    const server = createServer((socket) => {
+        socket.write("220 mx.e2e.test ESMTP\r\n");
+        socket.on("data", () => socket.end("221 2.0.0 Bye\r\n"));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return { server, port: (server.address() as AddressInfo).port };
+}
+/** Runs service.sh with ARGS, the stand-ins of DIR first on PATH and PROBE as its stdin; its exit status and output. */
+async function runService(dir: string, args: string[], probe: string): Promise<{ status: number | null; output: string }> {
+    const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", ...args], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+    child.stdin.end(probe);
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    return { status, output };
+}
+/** A relay probe that reports a server refusing relay, with main.cf as written. */
+const PASSING_PROBE = "printf 'xclient=220 2.0.0 Ok\\nrcpt=554 5.7.1 Relay access denied\\nmain_cf=1 1\\n'";
 
 test("the host scripts pass shellcheck as the command lines the steps send", { skip: !shellcheck && !process.env.CI && "shellcheck is not installed (apt-get install shellcheck); CI installs it" }, () => {
     assert.ok(shellcheck, "CI must have shellcheck");
@@ -94,13 +117,8 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
         "esac",
         "",
     ].join("\n"), { mode: 0o755 });
-    const server = createServer((socket) => {
-        socket.write("220 mx.e2e.test ESMTP\r\n");
-        socket.on("data", () => socket.end("221 2.0.0 Bye\r\n"));
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const port = (server.address() as AddressInfo).port;
-    const probe = "printf 'xclient=220 2.0.0 Ok\\nrcpt=554 5.7.1 Relay access denied\\nmain_cf=1 1\\n'";
+    const { server, port } = await greetingServer();
+    const probe = PASSING_PROBE;
     const run = async (request?: "reload" | "restart", probeScript = probe) => {
         rmSync(log, { force: true });
         mkdirSync(state, { recursive: true });
@@ -152,16 +170,7 @@ echo "postfix $*" >>${shq(join(dir, "log"))}
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as AddressInfo).port;
     const openProbe = `if grep -q open ${shq(file.path)}; then r='250 2.1.5 Ok'; else r='554 5.7.1 Relay access denied'; fi; printf 'xclient=220 2.0.0 Ok\\nrcpt=%s\\nmain_cf=1 1\\n' "$r"`;
-    const service = async (probe = openProbe) => {
-        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", String(port), "none", file.path, "127.0.0.1"],
-            { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
-        child.stdin.end(probe);
-        let output = "";
-        child.stdout.on("data", (chunk) => (output += chunk));
-        child.stderr.on("data", (chunk) => (output += chunk));
-        const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
-        return { status, output };
-    };
+    const service = (probe = openProbe) => runService(dir, ["apply", state, "digest", String(port), "none", file.path, "127.0.0.1"], probe);
     const live = () => readFileSync(file.path, "utf8");
     try {
         mkdirSync(join(dir, "etc"));
@@ -219,23 +228,10 @@ test("after a rollback the check tests what was restored (its addresses, no port
         "esac",
         "",
     ].join("\n"), { mode: 0o755 });
-    const server = createServer((socket) => {
-        socket.write("220 mx.e2e.test ESMTP\r\n");
-        socket.on("data", () => socket.end("221 2.0.0 Bye\r\n"));
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const port = (server.address() as AddressInfo).port;
-    const probe = "printf 'xclient=220 2.0.0 Ok\\nrcpt=554 5.7.1 Relay access denied\\nmain_cf=1 1\\n'";
-    const service = async (ports: string, files: ManagedFile[], addresses: string[]) => {
-        const child = spawn("bash", ["-c", shellFile("service.sh"), "pulumi-postfix", "apply", state, "digest", ports, "none", files.map((f) => f.path).join(" "), ...addresses],
-            { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
-        child.stdin.end(probe);
-        let output = "";
-        child.stdout.on("data", (chunk) => (output += chunk));
-        child.stderr.on("data", (chunk) => (output += chunk));
-        const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
-        return { status, output };
-    };
+    const { server, port } = await greetingServer();
+    const probe = PASSING_PROBE;
+    const service = (ports: string, files: ManagedFile[], addresses: string[]) =>
+        runService(dir, ["apply", state, "digest", ports, "none", files.map((f) => f.path).join(" "), ...addresses], probe);
     try {
         mkdirSync(join(dir, "etc"));
         writeFile(mainCf, state, "inet_interfaces = 127.0.0.1\n");
