@@ -35,6 +35,11 @@ export const MANAGED_FILES = {
     mailPasswords: { path: PATHS.mailPasswords, mode: "0640", kind: "mail-passwords" },
 } satisfies Record<string, ManagedFile>;
 
+/** The arguments of write-file.sh that remove `file` when the component is destroyed (or puts back the one found before its first write). */
+export function removeFileArgs(file: ManagedFile, stateDir: string = PATHS.stateDir): string[] {
+    return ["remove", file.kind, file.path, stateDir];
+}
+
 /** The arguments of write-file.sh that write `file` (`aliases`: the alias names, for the virtual map's check). */
 export function writeFileArgs(file: ManagedFile, aliases: readonly string[] = [], stateDir: string = PATHS.stateDir): string[] {
     return ["write", file.kind, file.path, file.mode, stateDir, ...(file.kind === "virtual" ? aliases : [])];

@@ -1,0 +1,141 @@
+// The guide's whole machine: its reader runs, on the same Debian 12 server, the IMAP server of the
+// guide's 5.1.1 (Dovecot from dovecot-imapd, system users and passwords, ~/Maildir) with the
+// certificate of its 3.5.1. A stack with port 587 must leave that IMAP working, and pulumi destroy
+// must leave the machine as it was: dovecot-imapd installed, the 3.5.1 key and certificate byte for
+// byte. One chroot host for the whole suite (Dovecot runs there without systemd). Loopback only;
+// outbound mail is held on the host.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { REPO } from "../support/stack";
+import { mxConfig } from "./support/config";
+import { hostDown, hostOk, hostSh, HostInfo, hostUp } from "./support/host";
+import { Stack } from "./support/pulumi";
+
+const name = "imap-guide";
+const subnet = "127.0.28";
+const address = `${subnet}.2`;
+const serverName = "mx.e2e.test";
+// A laptop outside the trusted networks.
+const outsider = "127.0.99.28";
+const READER_PASSWORD = "fribeiro's system password";
+const ALICE_PASSWORD = "alice sends with the stack's password";
+const KEY = "/etc/ssl/private/server.key.insecure";
+const CERT = "/etc/ssl/certs/server.crt";
+const stack = new Stack(name);
+const work = mkdtempSync(join(tmpdir(), "pulumi-postfix-guide-"));
+const readerCa = join(work, "reader-server.crt");
+const stackCa = join(work, "stack-server.crt");
+let host: HostInfo;
+
+/**
+ * The guide's 3.5.1 and 5.1.1 by hand: a self-signed certificate at its paths, Dovecot's IMAP from
+ * dovecot-imapd with ~/Maildir and that certificate, a system user with a password and a message
+ * in their Maildir. The reader's Dovecot listens on the server's LAN address only.
+ */
+const GUIDE = `
+set -eu
+DEBIAN_FRONTEND=noninteractive apt-get install -q -y dovecot-imapd >/tmp/guide-apt.log 2>&1 || { cat /tmp/guide-apt.log; exit 1; }
+openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj '/CN=${serverName}' -addext 'subjectAltName=DNS:${serverName}' \\
+    -keyout ${KEY} -out ${CERT} 2>/dev/null
+chmod 600 ${KEY}
+sed -i 's|^mail_location = .*|mail_location = maildir:~/Maildir|' /etc/dovecot/conf.d/10-mail.conf
+sed -i 's|^ssl_cert = .*|ssl_cert = <${CERT}|; s|^ssl_key = .*|ssl_key = <${KEY}|' /etc/dovecot/conf.d/10-ssl.conf
+echo 'listen = ${address}' >/etc/dovecot/local.conf
+useradd --create-home --shell /bin/bash fribeiro
+printf '%s\\n' 'fribeiro:${READER_PASSWORD}' | chpasswd
+mkdir -p /home/fribeiro/Maildir/cur /home/fribeiro/Maildir/new /home/fribeiro/Maildir/tmp
+printf 'From: root@e2e.test\\nSubject: from the guide\\n\\nread over IMAP\\n' >/home/fribeiro/Maildir/new/1.guide
+chown -R fribeiro: /home/fribeiro/Maildir
+dovecot
+`;
+
+const config = (options: Record<string, unknown> = {}) => mxConfig({
+    host, subnet,
+    options: { "postfix:trustedNetworks": [`${address}/32`], "postfix:submission": true, ...options },
+});
+
+interface ImapResult { stage: string; error?: string; tls?: string; capabilities?: string[]; capabilities_before_tls?: string[]; login_seconds?: number; found?: number; headers?: string }
+
+/** Python's imaplib with ssl.create_default_context(cafile), from outside the trusted networks. */
+function imap(mode: "imaps" | "starttls" | "plain", cafile: string, user: string, password: string, subject?: string): ImapResult {
+    const port = mode === "imaps" ? 993 : 143;
+    const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "imap-client.py"), address, String(port), serverName, outsider, cafile, mode,
+        "--login", user, password, ...(subject ? ["--subject", subject] : [])], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as ImapResult;
+}
+/** Python's smtplib on 587 (test/e2e/support/mail-client.py), from outside the trusted networks. */
+function submit(cafile: string, user: string, password: string, to?: string, subject?: string): { stage: string; error?: string } {
+    const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "mail-client.py"), address, "587", serverName, outsider, cafile,
+        "--login", user, password, ...(to ? ["--from", `${user}@e2e.test`, "--to", to, "--subject", subject ?? "guide machine"] : [])], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout);
+}
+const sha256 = (path: string) => hostOk(name, `sha256sum ${path}`).split(" ")[0];
+const installed = (pkg: string) => hostSh(name, `dpkg-query -W -f '\${Status}' ${pkg} 2>/dev/null | grep -q '^install ok installed$'`).status === 0;
+
+describe("the guide's whole machine (Debian 12): its IMAP server and certificate survive port 587 and pulumi destroy", { timeout: 15 * 60_000 }, () => {
+    let guideFiles: Record<string, string>;
+
+    before(() => {
+        host = hostUp(name, "bookworm", address);
+        hostOk(name, GUIDE);
+        writeFileSync(readerCa, hostOk(name, `cat ${CERT}`));
+        guideFiles = Object.fromEntries([KEY, CERT, "/etc/dovecot/dovecot.conf", "/etc/dovecot/conf.d/10-auth.conf"].map((path) => [path, sha256(path)]));
+        stack.init(config());
+        stack.setSecret("postfix:mailPasswords.alice", ALICE_PASSWORD);
+    });
+    after(() => {
+        stack.remove();
+        hostDown(name);
+        rmSync(work, { recursive: true, force: true });
+    });
+
+    test("before pulumi up: the reader reads their mail over IMAPS with their system password", () => {
+        const read = imap("imaps", readerCa, "fribeiro", READER_PASSWORD, "from the guide");
+        assert.deepEqual([read.stage, read.error, read.found], ["done", undefined, 1], JSON.stringify(read));
+    });
+
+    test("pulumi up with submission: the reader's IMAP works as before, 587 takes the stack's passwords only", () => {
+        const up = stack.up();
+        console.log(`# guide machine: pulumi up with submission onto the guide's machine took ${up.seconds.toFixed(1)} s`);
+        writeFileSync(stackCa, stack.outputs().mailServers.mx.certificatePem);
+        // Debian's files as the reader left them; the component's additions in a conf.d file of their own.
+        assert.equal(sha256("/etc/dovecot/dovecot.conf"), guideFiles["/etc/dovecot/dovecot.conf"], "dovecot.conf untouched");
+        assert.equal(sha256("/etc/dovecot/conf.d/10-auth.conf"), guideFiles["/etc/dovecot/conf.d/10-auth.conf"]);
+        assert.match(hostOk(name, "cat /etc/dovecot/conf.d/99-pulumi-postfix.conf"), /^protocol smtp \{$/m);
+        assert.equal(hostOk(name, "doveconf -h protocols").trim(), "imap", "no protocol added");
+        // The 3.5.1 paths now hold the stack's certificate (Postfix and the reader's IMAP serve it); the reader's are kept.
+        assert.notEqual(sha256(CERT), guideFiles[CERT]);
+        const read = imap("imaps", stackCa, "fribeiro", READER_PASSWORD, "from the guide");
+        assert.deepEqual([read.stage, read.error, read.found], ["done", undefined, 1], JSON.stringify(read));
+        const starttls = imap("starttls", stackCa, "fribeiro", READER_PASSWORD);
+        assert.equal(starttls.stage, "done", JSON.stringify(starttls));
+        // Port 587: the stack's password logs in; a system password does not (Debian's PAM is not asked for 587).
+        const subject = `sent on 587 ${randomUUID()}`;
+        assert.equal(submit(stackCa, "alice", ALICE_PASSWORD, "fribeiro@e2e.test", subject).stage, "done");
+        assert.match(submit(stackCa, "fribeiro", READER_PASSWORD).error ?? "", /^535 /, "a system password is refused on 587");
+        // The reader reads what alice sent, with their own IMAP.
+        hostOk(name, `for i in $(seq 1 60); do grep -lq 'Subject: ${subject}' /home/fribeiro/Maildir/new/* 2>/dev/null && exit 0; sleep 0.5; done; exit 1`);
+        const sent = imap("imaps", stackCa, "fribeiro", READER_PASSWORD, subject);
+        assert.equal(sent.found, 1, JSON.stringify(sent));
+    });
+
+    test("pulumi destroy: dovecot-imapd stays, the 3.5.1 key and certificate are back byte for byte, the reader's IMAP serves them", () => {
+        stack.ok(["destroy", "--yes", "--skip-preview"]);
+        assert.ok(installed("dovecot-imapd"), "dovecot-imapd is still installed");
+        assert.ok(installed("dovecot-core"), "and the Dovecot it needs");
+        assert.ok(!installed("postfix"), "postfix, which the component installed, is removed");
+        for (const path of [KEY, CERT, "/etc/dovecot/dovecot.conf"]) assert.equal(sha256(path), guideFiles[path], path);
+        assert.equal(hostOk(name, "stat -c '%a %U' " + KEY).trim(), "600 root");
+        assert.notEqual(hostSh(name, "test -e /etc/dovecot/conf.d/99-pulumi-postfix.conf").status, 0, "the component's conf.d file is gone");
+        assert.notEqual(hostSh(name, "test -e /etc/dovecot/pulumi-postfix.passwd").status, 0, "and its password hashes");
+        const read = imap("imaps", readerCa, "fribeiro", READER_PASSWORD, "from the guide");
+        assert.deepEqual([read.stage, read.error, read.found], ["done", undefined, 1], JSON.stringify(read));
+    });
+});
