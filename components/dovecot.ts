@@ -4,7 +4,8 @@
 // hashes are made on the host from the passwords on standard input.
 import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { renderDovecotConf, renderMailPasswords } from "./core/files";
+import { DovecotImap, renderDovecotConf, renderMailPasswords } from "./core/files";
+import { TLS_EXCLUDED_CIPHERS } from "./core/main-cf";
 import { PATHS } from "./core/paths";
 import { MANAGED_FILES, ManagedFile } from "./core/scripts";
 import type { Settings } from "./core/settings";
@@ -23,7 +24,7 @@ export interface StepMakers {
 export function dovecotSteps(settings: Settings, dovecotVersion: pulumi.Output<string | undefined>, logins: pulumi.Output<Array<[string, string]>> | undefined,
     make: StepMakers, after: { installed: pulumi.Resource; certificate: pulumi.Resource[] }): { config: command.remote.Command; passwords: command.remote.Command } | undefined {
     if (!settings.submission || !logins) return undefined;
-    const config = make.file("dovecot-conf", MANAGED_FILES.dovecotConf, dovecotVersion.apply((version) => renderDovecotConf(version)),
+    const config = make.file("dovecot-conf", MANAGED_FILES.dovecotConf, dovecotVersion.apply((version) => renderDovecotConf(version, imapOf(settings))),
         [after.installed, ...after.certificate], true);
     const passwords = make.script("mail-passwords", {
         script: "mail-passwords.sh",
@@ -32,4 +33,10 @@ export function dovecotSteps(settings: Settings, dovecotVersion: pulumi.Output<s
         deleteArgs: ["remove", PATHS.mailPasswords, PATHS.stateDir],
     }, [after.installed]);
     return { config, passwords };
+}
+
+/** IMAP as the stack sets it: Postfix's listen addresses and the TLS 1.2 ciphers of its one policy (smtpd_tls_ciphers = high, less the excluded classes). */
+export function imapOf(settings: Settings): DovecotImap | undefined {
+    if (!settings.imap) return undefined;
+    return { listen: settings.listenAddresses.map((a) => a.text), tlsCiphers: ["HIGH", ...TLS_EXCLUDED_CIPHERS.map((c) => `!${c}`)].join(":") };
 }

@@ -160,7 +160,7 @@ export class PostfixServer extends pulumi.ComponentResource {
             }, { ...parent, dependsOn: [reachable, scripts, ...dependsOn] });
 
         // Packages and mail users in one step: every file step needs both, and a step is an SSH session.
-        const packages = packagesFor(settings.relayHost?.username !== undefined, settings.submission);
+        const packages = packagesFor(settings.relayHost?.username !== undefined, settings.submission, settings.imap);
         const install = step("install", {
             script: "install.sh",
             args: ["install", String(settings.aptLockTimeoutSeconds), PATHS.stateDir, packages.join(" "), settings.mailUsers.join(" ")],
@@ -228,7 +228,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         const ports = settings.submission ? [25, 587] : [25];
         step("service", {
             script: "service.sh",
-            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), settings.submission ? "dovecot" : "none", ...addresses]),
+            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), settings.imap ? "dovecot+imap" : settings.submission ? "dovecot" : "none", ...addresses]),
             stdin: shellFile("relay-probe.sh"),
             deleteArgs: ["stop"],
             shell: "bash",

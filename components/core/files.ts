@@ -127,7 +127,7 @@ export function renderDovecotConf(dovecotVersion: string | undefined, imap?: Dov
         ];
     const protocols = ["smtp", ...(imap ? ["imap"] : [])].flatMap((protocol) => [`protocol ${protocol} {`, ...passdb, "}"]);
     const mail = imap ? [
-        `listen = ${imap.listen.join(", ")}`,
+        `listen = ${imap.listen.join(v24 ? " " : ", ")}`,
         // No login before TLS, on 143 as on 993: LOGINDISABLED until STARTTLS.
         "ssl = required",
         ...(v24

@@ -6,10 +6,12 @@ import { PATHS } from "./paths";
 
 /**
  * The packages the install step installs: postfix, the SASL mechanisms a smarthost login needs,
- * and for port 587 Dovecot's auth service and openssl (which hashes the passwords).
+ * for port 587 Dovecot's auth service and openssl (which hashes the passwords), and for IMAP
+ * Dovecot's IMAP server.
  */
-export function packagesFor(smarthostLogin: boolean, submission = false): string[] {
-    return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : []), ...(submission ? ["dovecot-core", "openssl"] : [])];
+export function packagesFor(smarthostLogin: boolean, submission = false, imap = false): string[] {
+    return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : []), ...(submission ? ["dovecot-core", "openssl"] : []),
+        ...(imap ? ["dovecot-imapd"] : [])];
 }
 
 /** A file the component owns on the host, and what its change means for postfix. */

@@ -16,7 +16,8 @@
 #          aliases, virtual (every local target must be a user, or an alias: ALIAS... are the
 #          alias names, as /etc/aliases is written beside the virtual map); sasl-passwd (postfix
 #          reads it at each delivery: no reload); dovecot-conf (a conf.d file: doveconf reads a
-#          staged copy of the whole configuration with it; asks for a Dovecot reload); mail-passwords (hashes, group dovecot; Dovecot reads the
+#          staged copy of the whole configuration with it; asks for a Dovecot reload, or a restart
+#          when the listen addresses change); mail-passwords (hashes, group dovecot; Dovecot reads the
 #          file again at the next login: no reload)
 #   MODE   0644, 0640 or 0600
 #   STATE  the folder where the service step finds the reload and restart requests, and the
@@ -186,6 +187,10 @@ case "$kind" in
         if ! out=$(doveconf -c "$stage/dovecot/dovecot.conf" -n 2>&1 >/dev/null); then
             printf '%s\n' "$out" >&2
             refuse "Dovecot refused the configuration with the new $dest (above); the live configuration is unchanged"
+        fi
+        # New listen addresses need a stop and start: a reload keeps the old sockets.
+        if [ "$(doveconf -h listen 2>/dev/null || true)" != "$(doveconf -c "$stage/dovecot/dovecot.conf" -h listen)" ]; then
+            effect=dovecot-restart
         fi ;;
 esac
 chmod "$mode" "$new"
