@@ -24,6 +24,7 @@ const serverName = "mx.e2e.test";
 const outsider = "127.0.99.28";
 const READER_PASSWORD = "fribeiro's system password";
 const ALICE_PASSWORD = "alice sends with the stack's password";
+const FRIBEIRO_PASSWORD = "fribeiro's stack password";
 const KEY = "/etc/ssl/private/server.key.insecure";
 const CERT = "/etc/ssl/certs/server.crt";
 const stack = new Stack(name);
@@ -59,7 +60,10 @@ const config = (options: Record<string, unknown> = {}) => mxConfig({
     options: { "postfix:trustedNetworks": [`${address}/32`], "postfix:submission": true, ...options },
 });
 
-interface ImapResult { stage: string; error?: string; tls?: string; capabilities?: string[]; capabilities_before_tls?: string[]; login_seconds?: number; found?: number; headers?: string }
+interface ImapResult {
+    stage: string; error?: string; tls?: string; capabilities?: string[]; capabilities_before_tls?: string[];
+    login_seconds?: number; fetch_seconds?: number; found?: number; headers?: string;
+}
 
 /** Python's imaplib with ssl.create_default_context(cafile), from outside the trusted networks. */
 function imap(mode: "imaps" | "starttls" | "plain", cafile: string, user: string, password: string, subject?: string): ImapResult {
@@ -79,7 +83,16 @@ function submit(cafile: string, user: string, password: string, to?: string, sub
 const sha256 = (path: string) => hostOk(name, `sha256sum ${path}`).split(" ")[0];
 const installed = (pkg: string) => hostSh(name, `dpkg-query -W -f '\${Status}' ${pkg} 2>/dev/null | grep -q '^install ok installed$'`).status === 0;
 
-describe("the guide's whole machine (Debian 12): its IMAP server and certificate survive port 587 and pulumi destroy", { timeout: 15 * 60_000 }, () => {
+/** What sslscan sees on 993 (TLS from the first byte): protocols and accepted suites. */
+function scan993(): { protocols: Record<string, boolean>; suites: Array<{ protocol: string; name: string }> } {
+    const r = spawnSync("sslscan", ["--no-colour", "--no-heartbleed", "--no-compression", "--no-fallback", "--no-renegotiation", `${address}:993`], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const protocols = Object.fromEntries([...r.stdout.matchAll(/^(SSLv[23]|TLSv1\.[0-3])\s+(enabled|disabled)$/gm)].map((m) => [m[1], m[2] === "enabled"]));
+    const suites = [...r.stdout.matchAll(/^(?:Preferred|Accepted)\s+(TLSv1\.[0-3])\s+\d+ bits\s+(\S+)/gm)].map((m) => ({ protocol: m[1], name: m[2] }));
+    return { protocols, suites };
+}
+
+describe("the guide's whole machine (Debian 12): its IMAP server and certificate survive port 587 and pulumi destroy; with imap the stack serves IMAP", { timeout: 20 * 60_000 }, () => {
     let guideFiles: Record<string, string>;
 
     before(() => {
@@ -137,5 +150,78 @@ describe("the guide's whole machine (Debian 12): its IMAP server and certificate
         assert.notEqual(hostSh(name, "test -e /etc/dovecot/pulumi-postfix.passwd").status, 0, "and its password hashes");
         const read = imap("imaps", readerCa, "fribeiro", READER_PASSWORD, "from the guide");
         assert.deepEqual([read.stage, read.error, read.found], ["done", undefined, 1], JSON.stringify(read));
+    });
+
+    test("pulumi up with imap on the same machine: the stack takes IMAP over (993 and 143 after STARTTLS), with port 587's passwords", async () => {
+        stack.configure(config({ "postfix:imap": true }));
+        stack.setSecret("postfix:mailPasswords.fribeiro", FRIBEIRO_PASSWORD);
+        const up = stack.up();
+        console.log(`# guide machine: pulumi up with imap took ${up.seconds.toFixed(1)} s`);
+        writeFileSync(stackCa, stack.outputs().mailServers.mx.certificatePem);
+        assert.equal(hostOk(name, "doveconf -h listen").trim(), address, "IMAP listens on the listen addresses only");
+        // The deploy check read IMAP's greeting too.
+        const resources = JSON.parse(stack.ok(["stack", "export"]).stdout).deployment.resources as Array<{ urn: string; outputs?: { stdout?: string } }>;
+        const service = resources.find((r) => r.urn.endsWith("::mx-service"))?.outputs?.stdout ?? "";
+        assert.ok(service.includes(`${address}:143`), service);
+        // alice sends through 587 with smtplib; fribeiro reads it with imaplib on 993, then on 143 after STARTTLS.
+        const subject = `read over imap ${randomUUID()}`;
+        assert.equal(submit(stackCa, "alice", ALICE_PASSWORD, "fribeiro@e2e.test", subject).stage, "done");
+        hostOk(name, `for i in $(seq 1 60); do grep -lq 'Subject: ${subject}' /home/fribeiro/Maildir/new/* 2>/dev/null && exit 0; sleep 0.5; done; exit 1`);
+        const imaps = imap("imaps", stackCa, "fribeiro", FRIBEIRO_PASSWORD, subject);
+        assert.deepEqual([imaps.stage, imaps.error, imaps.found, imaps.tls], ["done", undefined, 1, "TLSv1.3"], JSON.stringify(imaps));
+        assert.match(imaps.headers ?? "", /^From: .*alice@e2e\.test/m);
+        const starttls = imap("starttls", stackCa, "fribeiro", FRIBEIRO_PASSWORD, subject);
+        assert.deepEqual([starttls.stage, starttls.found], ["done", 1], JSON.stringify(starttls));
+        assert.ok(starttls.capabilities_before_tls?.includes("LOGINDISABLED"), JSON.stringify(starttls));
+        assert.ok(starttls.capabilities_before_tls?.includes("STARTTLS"));
+        console.log(`# guide machine: IMAP login ${imaps.login_seconds} s, search and fetch ${imaps.fetch_seconds} s (993); login ${starttls.login_seconds} s (143 after STARTTLS)`);
+        // The reader's system password is no longer the IMAP password: the stack's is.
+        assert.match(imap("imaps", stackCa, "fribeiro", READER_PASSWORD).error ?? "", /AUTHENTICATIONFAILED|Authentication failed/);
+    });
+
+    test("imap: LOGIN before STARTTLS refused; a wrong password refused, and slowed", () => {
+        const plain = imap("plain", stackCa, "alice", ALICE_PASSWORD);
+        assert.equal(plain.stage, "login", JSON.stringify(plain));
+        assert.match(plain.error ?? "", /LOGINDISABLED|disabled|Plaintext authentication disallowed/i, JSON.stringify(plain));
+        const wrong = imap("imaps", stackCa, "alice", "not alice's password at all");
+        assert.equal(wrong.stage, "login");
+        assert.match(wrong.error ?? "", /AUTHENTICATIONFAILED|Authentication failed/, JSON.stringify(wrong));
+        assert.ok(wrong.login_seconds! >= 1.5, `slowed: ${wrong.login_seconds} s (Dovecot answers a failure after 2 s)`);
+        console.log(`# guide machine: a wrong IMAP password answered after ${wrong.login_seconds} s`);
+    });
+
+    test("imap: other clients verify the certificate by name: curl imaps:// with --cacert, openssl s_client -starttls imap", () => {
+        const subject = "from the guide";
+        const curl = spawnSync("curl", ["-sS", "--cacert", stackCa, "--resolve", `${serverName}:993:${address}`, "--interface", outsider,
+            "--user", `fribeiro:${FRIBEIRO_PASSWORD}`, `imaps://${serverName}/INBOX`, "-X", `SEARCH SUBJECT "${subject}"`], { encoding: "utf8", timeout: 60_000 });
+        assert.equal(curl.status, 0, curl.stderr);
+        assert.match(curl.stdout, /^\* SEARCH \d+/m, curl.stdout);
+        const openssl = spawnSync("openssl", ["s_client", "-starttls", "imap", "-connect", `${address}:143`, "-CAfile", stackCa, "-verify_hostname", serverName,
+            "-verify_return_error", "-brief"], { input: "a LOGOUT\r\n", encoding: "utf8", timeout: 60_000 });
+        assert.match(openssl.stdout + openssl.stderr, /Verification: OK/, openssl.stdout + openssl.stderr);
+    });
+
+    test("imap: a TLS scan of 993: TLS 1.2 and 1.3 only, no anonymous suite, every TLS 1.2 suite ECDHE with AEAD", () => {
+        const { protocols, suites } = scan993();
+        assert.deepEqual(protocols, { SSLv2: false, SSLv3: false, "TLSv1.0": false, "TLSv1.1": false, "TLSv1.2": true, "TLSv1.3": true });
+        assert.ok(suites.length > 0);
+        for (const suite of suites) {
+            assert.doesNotMatch(suite.name, /ADH|AECDH|NULL|EXP|RC4|DES|MD5|anon/, suite.name);
+            if (suite.protocol === "TLSv1.2") assert.match(suite.name, /^ECDHE-(RSA|ECDSA)-(AES(128|256)-GCM|CHACHA20-POLY1305)/, suite.name);
+        }
+        const tls12 = suites.filter((s) => s.protocol === "TLSv1.2").length;
+        console.log(`# guide machine: sslscan ${address}:993: ${suites.length} suites accepted (${suites.length - tls12} TLS 1.3, ${tls12} TLS 1.2)`);
+    });
+
+    test("imap: a changed password takes effect on the next up, for reading and sending alike", () => {
+        const changed = "alice's new password for both";
+        stack.setSecret("postfix:mailPasswords.alice", changed);
+        stack.up();
+        assert.match(imap("imaps", stackCa, "alice", ALICE_PASSWORD).error ?? "", /AUTHENTICATIONFAILED|Authentication failed/, "the old one reads no more");
+        assert.equal(imap("imaps", stackCa, "alice", changed).stage, "done");
+        assert.match(submit(stackCa, "alice", ALICE_PASSWORD).error ?? "", /^535 /, "nor sends");
+        assert.equal(submit(stackCa, "alice", changed).stage, "done");
+        const preview = stack.run(["preview", "--expect-no-changes"]);
+        assert.equal(preview.status, 0, preview.stdout + preview.stderr);
     });
 });
