@@ -22,6 +22,7 @@ import { PATHS } from "../components/core/paths";
 import { ConfigError, UNIX_USER } from "../components/core/validate";
 import { shellFile } from "../components/shell-files";
 import { NAMESPACE, readStackConfig, ServerPlan } from "../components/stack-config";
+import { imapChecks } from "./imap";
 import { connectSsh, runScript, SshSecrets } from "./remote";
 import { expectClass, SmtpSession } from "./smtp";
 
@@ -93,6 +94,7 @@ function pulumiJson(args: string[]): any {
 interface ServerOutputs {
     smtpEndpoints: string[];
     certificateSha256: string;
+    certificatePem?: string;
     /** The stack's certificate authority (a stack output), when it signs the servers' certificates. */
     certificateAuthorityPem?: string;
 }
@@ -282,6 +284,10 @@ async function verifyServer({ plan, outputs }: Target, options: Options, secrets
     connecting.catch(() => undefined); // handled below, after the SMTP checks: not an unhandled rejection meanwhile
     const { checks: first, subject } = await smtpChecks(plan, outputs, options);
     const smtp = [...first, ...(await endpointChecks(plan, outputs.smtpEndpoints.slice(1), options.sourceAddress))];
+    if (plan.settings.imap) {
+        smtp.push(...await imapChecks(plan.settings.listenAddresses.map((a) => a.text), plan.settings.hostname,
+            { sha256: outputs.certificateSha256, authorityPem: outputs.certificateAuthorityPem }, options.sourceAddress));
+    }
     let ssh: NodeSSH;
     const checks: Check[] = [];
     try {
@@ -315,7 +321,7 @@ async function verifyServer({ plan, outputs }: Target, options: Options, secrets
 
 interface ServerChanges { name: string; changes?: Change[]; error?: string }
 
-async function changesOf({ plan }: Target, secrets: SshSecrets): Promise<ServerChanges> {
+async function changesOf({ plan, outputs }: Target, secrets: SshSecrets): Promise<ServerChanges> {
     let ssh: NodeSSH;
     try {
         ssh = (await connectSsh(plan.ssh, secrets, plan.name)).connection;
@@ -328,7 +334,8 @@ async function changesOf({ plan }: Target, secrets: SshSecrets): Promise<ServerC
         const changes = plannedChanges(plan.settings, {
             postconf: text("postconf"), compatibilityLevel: text("compatibilityLevel"),
             aliases: text("aliases"), mailname: text("mailname"), virtualAliases: text("virtualAliases"),
-        });
+            dovecotVersion: text("dovecotVersion"), dovecotConf: text("dovecotConf"), doveconf: text("doveconf"), certPem: text("certPem"),
+        }, outputs?.certificatePem);
         return { name: plan.name, changes };
     } catch (error) {
         return { name: plan.name, error: (error as Error).message };

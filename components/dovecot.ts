@@ -4,8 +4,8 @@
 // hashes are made on the host from the passwords on standard input.
 import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { DovecotImap, renderDovecotConf, renderMailPasswords } from "./core/files";
-import { TLS_EXCLUDED_CIPHERS } from "./core/main-cf";
+import { imapOf } from "./core/dovecot";
+import { renderDovecotConf, renderMailPasswords } from "./core/files";
 import { PATHS } from "./core/paths";
 import { MANAGED_FILES, ManagedFile } from "./core/scripts";
 import type { Settings } from "./core/settings";
@@ -35,8 +35,3 @@ export function dovecotSteps(settings: Settings, dovecotVersion: pulumi.Output<s
     return { config, passwords };
 }
 
-/** IMAP as the stack sets it: Postfix's listen addresses and the TLS 1.2 ciphers of its one policy (smtpd_tls_ciphers = high, less the excluded classes). */
-export function imapOf(settings: Settings): DovecotImap | undefined {
-    if (!settings.imap) return undefined;
-    return { listen: settings.listenAddresses.map((a) => a.text), tlsCiphers: ["HIGH", ...TLS_EXCLUDED_CIPHERS.map((c) => `!${c}`)].join(":") };
-}

@@ -22,7 +22,7 @@ const address = `${subnet}.2`;
 const serverName = "mx.e2e.test";
 // A laptop outside the trusted networks.
 const outsider = "127.0.99.28";
-const READER_PASSWORD = "fribeiro's system password";
+const READER_PASSWORD = "fribeiro-system-password-5.1.1";
 const ALICE_PASSWORD = "alice sends with the stack's password";
 const FRIBEIRO_PASSWORD = "fribeiro's stack password";
 const KEY = "/etc/ssl/private/server.key.insecure";
@@ -52,7 +52,8 @@ printf '%s\\n' 'fribeiro:${READER_PASSWORD}' | chpasswd
 mkdir -p /home/fribeiro/Maildir/cur /home/fribeiro/Maildir/new /home/fribeiro/Maildir/tmp
 printf 'From: root@e2e.test\\nSubject: from the guide\\n\\nread over IMAP\\n' >/home/fribeiro/Maildir/new/1.guide
 chown -R fribeiro: /home/fribeiro/Maildir
-dovecot
+# Not holding the caller's pipe: the daemon would keep it open.
+dovecot </dev/null >/dev/null 2>&1
 `;
 
 const config = (options: Record<string, unknown> = {}) => mxConfig({

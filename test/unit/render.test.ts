@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { renderAliases, renderDovecotConf, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "../../components/core/files";
 import { mainCfParameters, OWNED_PARAMETERS, renderMainCf } from "../../components/core/main-cf";
 import { validateMailOptions } from "../../components/core/validate";
-import { imapOf } from "../../components/dovecot";
+import { imapOf } from "../../components/core/dovecot";
 import { readStackConfig } from "../../components/stack-config";
 import { REPO, stackConfig } from "../support/stack";
 
