@@ -136,8 +136,11 @@ export function renderDovecotConf(dovecotVersion: string | undefined, imap?: Dov
                 `ssl_server_cert_file = ${PATHS.tlsCert}`,
                 `ssl_server_key_file = ${PATHS.tlsKey}`,
                 "ssl_server_prefer_ciphers = server",
+                // Where Postfix delivers (home_mailbox = Maildir/). INBOX is that folder itself:
+                // Debian's 10-mail.conf names an mbox file in /var/mail otherwise.
                 "mail_driver = maildir",
-                "mail_path = ~/Maildir",
+                "mail_path = %{home}/Maildir",
+                "mail_inbox_path = %{home}/Maildir",
             ]
             : [
                 "disable_plaintext_auth = yes",

@@ -3,7 +3,9 @@
 # mail users (no password, no login shell; never deletes one). What every file step needs on the
 # host, in one SSH session. Prints one line per user created, then one line that says what the
 # host runs; apt's own output only when it fails. The packages it installed (not those the host
-# already had) are listed in STATE/installed-packages: `remove` removes those only.
+# already had) are listed in STATE/installed-packages, and with what apt installed for them in
+# STATE/installed-with: `remove` removes the first only, and keeps one that a package outside the
+# second needs.
 #
 # Usage: install.sh install LOCK_TIMEOUT STATE PACKAGES [USERS]   stdin: debconf answers
 #        install.sh remove STATE                                (the component is destroyed)
@@ -22,15 +24,16 @@ installed() { # the packages
 
 if [ "$1" = remove ]; then
     state=$2
-    ours=""
+    ours="" with=""
     if [ -f "$state/installed-packages" ]; then ours=$(tr '\n' ' ' <"$state/installed-packages"); fi
+    if [ -f "$state/installed-with" ]; then with=$(tr '\n' ' ' <"$state/installed-with"); fi
     remove=""
     for package in $ours; do
         installed "$package" || continue
         # Kept when removing it would take a package the component did not install (dovecot-imapd
         # the admin added needs dovecot-core).
         others=$(apt-get -s remove "$package" 2>/dev/null | sed -n 's/^Remv \([^ ]*\) .*/\1/p' | while read -r taken; do
-            case " $ours " in *" $taken "*) ;; *) echo "$taken" ;; esac
+            case " $ours $with " in *" $taken "*) ;; *) echo "$taken" ;; esac
         done)
         if [ -n "$others" ]; then
             echo "kept $package: $(printf '%s' "$others" | tr '\n' ' ')needs it"
@@ -83,8 +86,16 @@ repair_dpkg() {
     printf '%s\n' "$out"
 }
 
+# Every installed package, one name a line, sorted.
+installed_list() {
+    # shellcheck disable=SC2016 # dpkg-query expands ${Status} itself
+    dpkg-query -W -f '${Status} ${Package}\n' 2>/dev/null | sed -n 's/^install ok installed //p' | sort
+}
+
 outcome="already installed"
 if ! installed "$@"; then
+    had=$(mktemp)
+    installed_list >"$had"
     missing=""
     for package in "$@"; do installed "$package" || missing="$missing $package"; done
     # Before debconf-set-selections: a running postinst holds the debconf database too.
@@ -108,6 +119,8 @@ if ! installed "$@"; then
     mkdir -p "$state"
     # shellcheck disable=SC2086 # one word per package
     printf '%s\n' $missing >>"$state/installed-packages"
+    installed_list | comm -13 "$had" - >>"$state/installed-with"
+    rm -f "$had"
 fi
 
 for user in $users; do

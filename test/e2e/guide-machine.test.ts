@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { REPO } from "../support/stack";
 import { mxConfig } from "./support/config";
-import { hostDown, hostOk, hostSh, HostInfo, hostUp } from "./support/host";
+import { describeChange } from "../../components/core/changes";
+import { hostDown, hostOk, hostSh, HostInfo, hostUp, sshLogins } from "./support/host";
 import { Stack } from "./support/pulumi";
 
 const name = "imap-guide";
@@ -81,6 +82,8 @@ function submit(cafile: string, user: string, password: string, to?: string, sub
     assert.equal(r.status, 0, r.stderr);
     return JSON.parse(r.stdout);
 }
+/** `npm run verify -- --changes`, one line per change as it prints them. */
+const plannedForUsers = () => (stack.changes().servers[0].changes ?? []).map((c) => `${c.file}: ${describeChange(c)}`);
 const sha256 = (path: string) => hostOk(name, `sha256sum ${path}`).split(" ")[0];
 const installed = (pkg: string) => hostSh(name, `dpkg-query -W -f '\${Status}' ${pkg} 2>/dev/null | grep -q '^install ok installed$'`).status === 0;
 
@@ -116,6 +119,10 @@ describe("the guide's whole machine (Debian 12): its IMAP server and certificate
     });
 
     test("pulumi up with submission: the reader's IMAP works as before, 587 takes the stack's passwords only", () => {
+        // The adoption's preview: the component's Dovecot file comes, the reader's certificate is kept; nothing changes for IMAP's users.
+        const listed = plannedForUsers();
+        assert.ok(listed.some((c) => c.startsWith(`${CERT}: ~ CN=${serverName}, SHA-256 `) && c.endsWith("pulumi destroy puts it back)")), listed.join("\n"));
+        assert.ok(!listed.some((c) => c.startsWith("dovecot: ")), listed.join("\n"));
         const up = stack.up();
         console.log(`# guide machine: pulumi up with submission onto the guide's machine took ${up.seconds.toFixed(1)} s`);
         writeFileSync(stackCa, stack.outputs().mailServers.mx.certificatePem);
@@ -156,6 +163,12 @@ describe("the guide's whole machine (Debian 12): its IMAP server and certificate
     test("pulumi up with imap on the same machine: the stack takes IMAP over (993 and 143 after STARTTLS), with port 587's passwords", async () => {
         stack.configure(config({ "postfix:imap": true }));
         stack.setSecret("postfix:mailPasswords.fribeiro", FRIBEIRO_PASSWORD);
+        // The preview says, before anything happens, what changes for the people who read mail here.
+        const listed = plannedForUsers();
+        console.log(listed.filter((line) => !line.startsWith("/etc/postfix/") && !line.startsWith("/etc/dovecot/conf.d/"))
+            .map((line) => `# guide machine, verify --changes before imap: ${line}`).join("\n"));
+        assert.ok(listed.includes("dovecot: IMAP logins: ~ the host's accounts and passwords (passdb pam)  ->  the stack's mailPasswords only (alice, fribeiro); "
+            + "other accounts can no longer read mail over IMAP"), listed.join("\n"));
         const up = stack.up();
         console.log(`# guide machine: pulumi up with imap took ${up.seconds.toFixed(1)} s`);
         writeFileSync(stackCa, stack.outputs().mailServers.mx.certificatePem);
@@ -224,5 +237,98 @@ describe("the guide's whole machine (Debian 12): its IMAP server and certificate
         assert.equal(submit(stackCa, "alice", changed).stage, "done");
         const preview = stack.run(["preview", "--expect-no-changes"]);
         assert.equal(preview.status, 0, preview.stdout + preview.stderr);
+        const logins = sshLogins(host);
+        stack.up();
+        assert.equal(sshLogins(host), logins, "a no-change pulumi up opens no SSH connection");
+    });
+
+    test("npm run verify checks IMAP: 993 with the stack's certificate, 143 with STARTTLS and LOGIN refused before it", () => {
+        // From the server's own address, Dovecot takes a connection as secure (LOGIN allowed
+        // before STARTTLS): verify says so and passes, without judging it.
+        const own = stack.verify(address);
+        assert.equal(own.failed, 0, JSON.stringify(own.servers[0].checks.filter((c) => !c.ok)));
+        assert.match(own.servers[0].checks.find((c) => c.name === `imap ${address}:143`)!.detail, /the server's own address/);
+        // From a laptop outside the trusted networks (the SMTP checks need a trusted address: only IMAP's are read).
+        const report = stack.verify(outsider);
+        const imapChecks = report.servers[0].checks.filter((c) => c.name.startsWith("imap "));
+        assert.ok(imapChecks.every((c) => c.ok), JSON.stringify(imapChecks));
+        assert.deepEqual(imapChecks.map((c) => c.name), [`imap ${address}:993`, `imap ${address}:143`]);
+        assert.match(imapChecks[0].detail, /^TLSv1\.3, certificate [0-9A-F:]+$/);
+        assert.match(imapChecks[1].detail, /^STARTTLS offered, LOGIN refused before it: (NO|BAD) /);
+        // Broken on purpose: a LOGIN before STARTTLS allowed is a failed check.
+        hostOk(name, "printf 'disable_plaintext_auth = no\\nssl = yes\\n' >/etc/dovecot/conf.d/99-zz-broken.conf && doveadm reload");
+        try {
+            const broken = stack.verify(outsider);
+            const check = broken.servers[0].checks.find((c) => c.name === `imap ${address}:143`)!;
+            assert.equal(check.ok, false, JSON.stringify(check));
+        } finally {
+            hostOk(name, "rm /etc/dovecot/conf.d/99-zz-broken.conf && doveadm reload");
+        }
+    });
+});
+
+// Debian 13 (Dovecot 2.4), a bare host: the component installs Dovecot itself, serves IMAP with it,
+// and pulumi destroy removes what it installed.
+describe("imap on a bare Debian 13 (Dovecot 2.4, installed by the component), and pulumi destroy", { timeout: 15 * 60_000 }, () => {
+    const trixieName = "imap-trixie";
+    const trixieAddress = `${subnet}.3`;
+    const trixie = new Stack(trixieName);
+    const trixieWork = mkdtempSync(join(tmpdir(), "pulumi-postfix-guide-13-"));
+    const trixieCa = join(trixieWork, "server.crt");
+    let trixieHost: HostInfo;
+    const trixieImap = (mode: "imaps" | "starttls", user: string, password: string, subject?: string): ImapResult => {
+        const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "imap-client.py"), trixieAddress, mode === "imaps" ? "993" : "143", serverName, outsider,
+            trixieCa, mode, "--login", user, password, ...(subject ? ["--subject", subject] : [])], { encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        return JSON.parse(r.stdout) as ImapResult;
+    };
+
+    before(() => {
+        trixieHost = hostUp(trixieName, "trixie", trixieAddress);
+        trixie.init(mxConfig({
+            host: trixieHost, subnet, listenAddresses: [trixieAddress], ssh: { host: trixieAddress },
+            options: { "postfix:trustedNetworks": [`${trixieAddress}/32`], "postfix:submission": true, "postfix:imap": true },
+        }));
+        trixie.setSecret("postfix:mailPasswords.alice", ALICE_PASSWORD);
+        trixie.setSecret("postfix:mailPasswords.fribeiro", FRIBEIRO_PASSWORD);
+    });
+    after(() => {
+        trixie.remove();
+        hostDown(trixieName);
+        rmSync(trixieWork, { recursive: true, force: true });
+    });
+
+    test("Dovecot 2.4: a message sent on 587 is read on 993 and on 143 after STARTTLS; Thunderbird's file names this server", () => {
+        const up = trixie.up();
+        console.log(`# guide machine: cold pulumi up with imap onto a bare Debian 13 took ${up.seconds.toFixed(1)} s`);
+        const outputs = trixie.outputs().mailServers.mx;
+        writeFileSync(trixieCa, outputs.certificatePem);
+        assert.match(hostOk(trixieName, "dovecot --version"), /^2\.4\./);
+        assert.equal(hostOk(trixieName, "doveconf -h listen").trim(), trixieAddress);
+        const subject = `dovecot 2.4 ${randomUUID()}`;
+        const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "mail-client.py"), trixieAddress, "587", serverName, outsider, trixieCa,
+            "--login", "alice", ALICE_PASSWORD, "--from", "alice@e2e.test", "--to", "fribeiro@e2e.test", "--subject", subject], { encoding: "utf8" });
+        assert.equal(JSON.parse(r.stdout).stage, "done", r.stdout + r.stderr);
+        hostOk(trixieName, `for i in $(seq 1 60); do grep -lq 'Subject: ${subject}' /home/fribeiro/Maildir/new/* 2>/dev/null && exit 0; sleep 0.5; done; exit 1`);
+        const imaps = trixieImap("imaps", "fribeiro", FRIBEIRO_PASSWORD, subject);
+        assert.deepEqual([imaps.stage, imaps.error, imaps.found], ["done", undefined, 1], JSON.stringify(imaps));
+        const starttls = trixieImap("starttls", "fribeiro", FRIBEIRO_PASSWORD, subject);
+        assert.deepEqual([starttls.stage, starttls.found], ["done", 1], JSON.stringify(starttls));
+        assert.ok(starttls.capabilities_before_tls?.includes("LOGINDISABLED"), JSON.stringify(starttls));
+        assert.match(trixieImap("imaps", "alice", "not alice's password at all").error ?? "", /AUTHENTICATIONFAILED|Authentication failed/);
+        assert.match(outputs.thunderbirdAutoconfig, /<hostname>mx\.e2e\.test<\/hostname>\s*<port>993<\/port>\s*<socketType>SSL<\/socketType>/);
+    });
+
+    test("pulumi destroy removes the Dovecot it installed, its file and its hashes", () => {
+        assert.match(hostOk(trixieName, "cat /var/lib/pulumi-postfix/installed-packages"), /^dovecot-imapd$/m);
+        trixie.ok(["destroy", "--yes", "--skip-preview"]);
+        for (const pkg of ["dovecot-imapd", "dovecot-core", "postfix"]) {
+            assert.notEqual(hostSh(trixieName, `dpkg-query -W -f '\${Status}' ${pkg} 2>/dev/null | grep -q '^install ok installed$'`).status, 0, `${pkg} removed`);
+        }
+        assert.notEqual(hostSh(trixieName, "test -e /etc/dovecot/conf.d/99-pulumi-postfix.conf").status, 0);
+        assert.notEqual(hostSh(trixieName, "test -e /etc/ssl/private/server.key.insecure").status, 0, "the key it created is gone");
+        // IMAP no longer answers.
+        const gone = trixieImap("imaps", "fribeiro", FRIBEIRO_PASSWORD);
+        assert.equal(gone.stage, "tls", JSON.stringify(gone));
     });
 });

@@ -78,7 +78,9 @@ def main(argv):
         if subject:
             result["stage"] = "fetch"
             started = time.monotonic()
-            client.select("INBOX", readonly=True)
+            typ, data = client.select("INBOX", readonly=True)
+            if typ != "OK":
+                raise imaplib.IMAP4.error(f"SELECT INBOX: {typ} {text(data[0])}")
             typ, data = client.search(None, "SUBJECT", f'"{subject[0]}"')
             numbers = data[0].split()
             result["found"] = len(numbers)
