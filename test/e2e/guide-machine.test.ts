@@ -267,9 +267,9 @@ describe("the guide's whole machine (Debian 12): its IMAP server and certificate
     });
 });
 
-// Debian 13 (Dovecot 2.4), a bare host: the component installs Dovecot itself, serves IMAP with it,
-// and pulumi destroy removes what it installed.
-describe("imap on a bare Debian 13 (Dovecot 2.4, installed by the component), and pulumi destroy", { timeout: 15 * 60_000 }, () => {
+// Debian 13 (Dovecot 2.4), a bare host: the component installs Dovecot itself, for port 587 only,
+// then serves IMAP with it; pulumi destroy removes what it installed.
+describe("a bare Debian 13 (Dovecot 2.4, installed by the component): submission, then imap, then pulumi destroy", { timeout: 15 * 60_000 }, () => {
     const trixieName = "imap-trixie";
     const trixieAddress = `${subnet}.3`;
     const trixie = new Stack(trixieName);
@@ -283,12 +283,20 @@ describe("imap on a bare Debian 13 (Dovecot 2.4, installed by the component), an
         return JSON.parse(r.stdout) as ImapResult;
     };
 
+    const trixieConfig = (imap: boolean) => mxConfig({
+        host: trixieHost, subnet, listenAddresses: [trixieAddress], ssh: { host: trixieAddress },
+        options: { "postfix:trustedNetworks": [`${trixieAddress}/32`], "postfix:submission": true, "postfix:imap": imap },
+    });
+    const send = (subject: string) => {
+        const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "mail-client.py"), trixieAddress, "587", serverName, outsider, trixieCa,
+            "--login", "alice", ALICE_PASSWORD, "--from", "alice@e2e.test", "--to", "fribeiro@e2e.test", "--subject", subject], { encoding: "utf8" });
+        assert.equal(JSON.parse(r.stdout).stage, "done", r.stdout + r.stderr);
+        hostOk(trixieName, `for i in $(seq 1 60); do grep -lq 'Subject: ${subject}' /home/fribeiro/Maildir/new/* 2>/dev/null && exit 0; sleep 0.5; done; exit 1`);
+    };
+
     before(() => {
         trixieHost = hostUp(trixieName, "trixie", trixieAddress);
-        trixie.init(mxConfig({
-            host: trixieHost, subnet, listenAddresses: [trixieAddress], ssh: { host: trixieAddress },
-            options: { "postfix:trustedNetworks": [`${trixieAddress}/32`], "postfix:submission": true, "postfix:imap": true },
-        }));
+        trixie.init(trixieConfig(false));
         trixie.setSecret("postfix:mailPasswords.alice", ALICE_PASSWORD);
         trixie.setSecret("postfix:mailPasswords.fribeiro", FRIBEIRO_PASSWORD);
     });
@@ -298,18 +306,24 @@ describe("imap on a bare Debian 13 (Dovecot 2.4, installed by the component), an
         rmSync(trixieWork, { recursive: true, force: true });
     });
 
-    test("Dovecot 2.4: a message sent on 587 is read on 993 and on 143 after STARTTLS; Thunderbird's file names this server", () => {
+    test("submission alone on Dovecot 2.4: the stack's password logs in on 587, and Dovecot serves no protocol", () => {
         const up = trixie.up();
-        console.log(`# guide machine: cold pulumi up with imap onto a bare Debian 13 took ${up.seconds.toFixed(1)} s`);
-        const outputs = trixie.outputs().mailServers.mx;
-        writeFileSync(trixieCa, outputs.certificatePem);
+        console.log(`# guide machine: cold pulumi up with submission onto a bare Debian 13 took ${up.seconds.toFixed(1)} s`);
+        writeFileSync(trixieCa, trixie.outputs().mailServers.mx.certificatePem);
         assert.match(hostOk(trixieName, "dovecot --version"), /^2\.4\./);
+        send(`587 on dovecot 2.4 ${randomUUID()}`);
+        assert.equal(hostOk(trixieName, "doveconf -h protocols").trim(), "", "no protocol enabled");
+        assert.equal(trixieImap("imaps", "fribeiro", FRIBEIRO_PASSWORD).stage, "tls", "nothing listens on 993");
+    });
+
+    test("then imap: a message sent on 587 is read on 993 and on 143 after STARTTLS; Thunderbird's file names this server", () => {
+        trixie.configure(trixieConfig(true));
+        const up = trixie.up();
+        console.log(`# guide machine: pulumi up turning imap on (Debian 13) took ${up.seconds.toFixed(1)} s`);
+        const outputs = trixie.outputs().mailServers.mx;
         assert.equal(hostOk(trixieName, "doveconf -h listen").trim(), trixieAddress);
         const subject = `dovecot 2.4 ${randomUUID()}`;
-        const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "mail-client.py"), trixieAddress, "587", serverName, outsider, trixieCa,
-            "--login", "alice", ALICE_PASSWORD, "--from", "alice@e2e.test", "--to", "fribeiro@e2e.test", "--subject", subject], { encoding: "utf8" });
-        assert.equal(JSON.parse(r.stdout).stage, "done", r.stdout + r.stderr);
-        hostOk(trixieName, `for i in $(seq 1 60); do grep -lq 'Subject: ${subject}' /home/fribeiro/Maildir/new/* 2>/dev/null && exit 0; sleep 0.5; done; exit 1`);
+        send(subject);
         const imaps = trixieImap("imaps", "fribeiro", FRIBEIRO_PASSWORD, subject);
         assert.deepEqual([imaps.stage, imaps.error, imaps.found], ["done", undefined, 1], JSON.stringify(imaps));
         const starttls = trixieImap("starttls", "fribeiro", FRIBEIRO_PASSWORD, subject);
