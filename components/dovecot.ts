@@ -4,8 +4,8 @@
 // hashes are made on the host from the passwords on standard input.
 import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { imapOf } from "./core/dovecot";
-import { renderDovecotConf, renderMailPasswords } from "./core/files";
+import { renderedDovecotConf } from "./core/dovecot";
+import { renderMailPasswords } from "./core/files";
 import { PATHS } from "./core/paths";
 import { MANAGED_FILES, ManagedFile } from "./core/scripts";
 import type { Settings } from "./core/settings";
@@ -24,7 +24,7 @@ export interface StepMakers {
 export function dovecotSteps(settings: Settings, dovecotVersion: pulumi.Output<string | undefined>, logins: pulumi.Output<Array<[string, string]>> | undefined,
     make: StepMakers, after: { installed: pulumi.Resource; certificate: pulumi.Resource[] }): { config: command.remote.Command; passwords: command.remote.Command } | undefined {
     if (!settings.submission || !logins) return undefined;
-    const config = make.file("dovecot-conf", MANAGED_FILES.dovecotConf, dovecotVersion.apply((version) => renderDovecotConf(version, imapOf(settings))),
+    const config = make.file("dovecot-conf", MANAGED_FILES.dovecotConf, dovecotVersion.apply((version) => renderedDovecotConf(settings, version)!),
         [after.installed, ...after.certificate], true);
     const passwords = make.script("mail-passwords", {
         script: "mail-passwords.sh",

@@ -208,12 +208,12 @@ export class PostfixServer extends pulumi.ComponentResource {
         const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [install]);
         const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, [...named, masterCf]);
         // Dovecot: port 587's logins (and IMAP), a module of its own.
-        const dovecotStepsMade = dovecotSteps(settings, facts.apply((host) => host.dovecotVersion), mailPasswords, {
+        const dovecot = dovecotSteps(settings, facts.apply((host) => host.dovecotVersion), mailPasswords, {
             file,
             script: step,
         }, { installed: install, certificate: certificateFiles });
-        const passwordsStep = dovecotStepsMade?.passwords;
-        const dovecot = dovecotStepsMade ? [dovecotStepsMade.config, dovecotStepsMade.passwords] : [];
+        const passwordsStep = dovecot?.passwords;
+        const dovecotFiles = dovecot ? [dovecot.config, dovecot.passwords] : [];
 
         // Postfix started, restarted or reloaded as the file steps asked, then the deploy check: a
         // deployment that leaves postfix down, deaf or open to relay fails here. The step follows
@@ -221,7 +221,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         // after a failed check the engine keeps this step's inputs from before, so the next run
         // reloads and checks again, even when the files went back to what they were. sasl_passwd
         // is read at each delivery and needs neither. The relay probe is the one `npm run verify` runs.
-        const fileSteps = [...named, aliases, mainCfStep, masterCf, ...dovecot];
+        const fileSteps = [...named, aliases, mainCfStep, masterCf, ...dovecotFiles];
         const reloading = fileSteps.filter((s) => s !== saslPasswdStep && s !== passwordsStep);
         const changes = pulumi.all(reloading.map((s) => s.stdout)).apply((lines) => sha256(lines.join("\0")));
         const addresses = settings.listenAddresses.map(postfixAddress);

@@ -317,8 +317,12 @@ describe("a bare Debian 13 (Dovecot 2.4, installed by the component): submission
     });
 
     test("then imap: a message sent on 587 is read on 993 and on 143 after STARTTLS; Thunderbird's file names this server", () => {
+        // As an earlier version of the component left it: dovecot.conf written whole, without conf.d.
+        hostOk(trixieName, "printf '%s\\n' '# Managed by pulumi-postfix: local changes are overwritten on the next change.' "
+            + "'dovecot_config_version = 2.4.0' 'dovecot_storage_version = 2.4.0' 'protocols =' >/etc/dovecot/dovecot.conf");
         trixie.configure(trixieConfig(true));
         const up = trixie.up();
+        hostOk(trixieName, "cmp /etc/dovecot/dovecot.conf /usr/share/dovecot/dovecot.conf");
         console.log(`# guide machine: pulumi up turning imap on (Debian 13) took ${up.seconds.toFixed(1)} s`);
         const outputs = trixie.outputs().mailServers.mx;
         assert.equal(hostOk(trixieName, "doveconf -h listen").trim(), trixieAddress);
