@@ -2,6 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { accessSync, constants } from "node:fs";
 import { certificateAuthority } from "./components/certificate-authority";
+import { renderAutoconfig } from "./components/core/autoconfig";
 import { PostfixServer } from "./components/postfix-server";
 import { expandHome } from "./components/core/ssh";
 import { ConfigError } from "./components/core/validate";
@@ -41,7 +42,8 @@ const components = servers.map((server) => new PostfixServer(server.name, {
 }));
 
 /**
- * Per server: where to send mail, the certificate to expect, and the Postfix version. (main.cf's
+ * Per server: where to send mail, the certificate to expect, the Postfix version, and with IMAP
+ * Thunderbird's config-v1.1.xml. (main.cf's
  * parameters are the component's output, not the stack's: `preview --diff` shows main.cf itself,
  * and a failed run's display stays short.)
  */
@@ -50,6 +52,8 @@ const mailServers = Object.fromEntries(components.map((c, i) => [servers[i].name
     certificateSha256: c.certificateSha256,
     certificatePem: c.certificatePem,
     postfixVersion: c.postfixVersion,
+    // With imap and submission: Thunderbird's automatic set-up file for the domain.
+    ...(renderAutoconfig(servers[i].settings) === undefined ? {} : { thunderbirdAutoconfig: renderAutoconfig(servers[i].settings) }),
 }]));
 
 // The stack's outputs. With a certificate authority, also its certificate (what mail clients

@@ -22,6 +22,7 @@ import { PATHS } from "../components/core/paths";
 import { ConfigError, UNIX_USER } from "../components/core/validate";
 import { shellFile } from "../components/shell-files";
 import { NAMESPACE, readStackConfig, ServerPlan } from "../components/stack-config";
+import { imapChecks } from "./imap";
 import { connectSsh, runScript, SshSecrets } from "./remote";
 import { expectClass, SmtpSession } from "./smtp";
 
@@ -93,6 +94,7 @@ function pulumiJson(args: string[]): any {
 interface ServerOutputs {
     smtpEndpoints: string[];
     certificateSha256: string;
+    certificatePem?: string;
     /** The stack's certificate authority (a stack output), when it signs the servers' certificates. */
     certificateAuthorityPem?: string;
 }
@@ -281,6 +283,12 @@ async function verifyServer({ plan, outputs }: Target, options: Options, secrets
     const where = { smtpEndpoint: targets.session, ...(targets.notFromHere.length > 0 ? { notFromHere: targets.notFromHere } : {}) };
     const { checks: first, subject } = await smtpChecks(plan, outputs, targets.session, options);
     const smtp = [...first, ...(await endpointChecks(plan, targets.others, options.sourceAddress))];
+    if (plan.settings.imap) {
+        // IMAP on the addresses whose port 25 this workstation may check: never the server's loopback from another machine.
+        const reachable = [targets.session, ...targets.others].filter((e): e is string => e !== undefined).map(parseEndpoint).filter((e) => e.port === 25).map((e) => e.host);
+        smtp.push(...await imapChecks(reachable, plan.settings.hostname,
+            { sha256: outputs.certificateSha256, authorityPem: outputs.certificateAuthorityPem }, options.sourceAddress));
+    }
     let ssh: NodeSSH;
     const checks: Check[] = [];
     try {
@@ -314,7 +322,7 @@ async function verifyServer({ plan, outputs }: Target, options: Options, secrets
 
 interface ServerChanges { name: string; changes?: Change[]; error?: string }
 
-async function changesOf({ plan }: Target, secrets: SshSecrets): Promise<ServerChanges> {
+async function changesOf({ plan, outputs }: Target, secrets: SshSecrets): Promise<ServerChanges> {
     let ssh: NodeSSH;
     try {
         ssh = (await connectSsh(plan.ssh, secrets, plan.name)).connection;
@@ -327,7 +335,8 @@ async function changesOf({ plan }: Target, secrets: SshSecrets): Promise<ServerC
         const changes = plannedChanges(plan.settings, {
             postconf: text("postconf"), compatibilityLevel: text("compatibilityLevel"),
             aliases: text("aliases"), mailname: text("mailname"), virtualAliases: text("virtualAliases"),
-        });
+            dovecotVersion: text("dovecotVersion"), dovecotConf: text("dovecotConf"), doveconf: text("doveconf"), certPem: text("certPem"),
+        }, outputs?.certificatePem);
         return { name: plan.name, changes };
     } catch (error) {
         return { name: plan.name, error: (error as Error).message };

@@ -7,15 +7,16 @@ import { readFileSync } from "node:fs";
 import { fingerprint, parseHostKey } from "./core/known-hosts";
 import { HostKeyError, trustedHostKey } from "./host-key";
 import { CertificateAuthority } from "./certificate-authority";
+import { dovecotSteps } from "./dovecot";
 import { shellBundle, shellFile } from "./shell-files";
 import {
-    renderAliases, renderDovecotConf, renderMailname, renderMailPasswords, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases,
+    renderAliases, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases,
 } from "./core/files";
 import { formatValue, mainCfParameters, renderMainCf } from "./core/main-cf";
 import { postfixAddress } from "./core/net";
 import { PATHS } from "./core/paths";
 import {
-    MANAGED_FILES, packagesFor, ManagedFile, parseHostFacts, writeFileArgs,
+    MANAGED_FILES, packagesFor, ManagedFile, parseHostFacts, removeFileArgs, writeFileArgs,
 } from "./core/scripts";
 import { MailOptions, ParameterValue, Settings } from "./core/settings";
 import { remoteCommand, remoteScript } from "./core/shell";
@@ -160,12 +161,13 @@ export class PostfixServer extends pulumi.ComponentResource {
             }, { ...parent, dependsOn: [reachable, scripts, ...dependsOn] });
 
         // Packages and mail users in one step: every file step needs both, and a step is an SSH session.
-        const packages = packagesFor(settings.relayHost?.username !== undefined, settings.submission);
+        const packages = packagesFor(settings.relayHost?.username !== undefined, settings.submission, settings.imap);
         const install = step("install", {
             script: "install.sh",
-            args: ["install", String(settings.aptLockTimeoutSeconds), packages.join(" "), settings.mailUsers.join(" ")],
+            args: ["install", String(settings.aptLockTimeoutSeconds), PATHS.stateDir, packages.join(" "), settings.mailUsers.join(" ")],
             stdin: renderPreseed(settings),
-            deleteArgs: ["remove", ["postfix", "postfix-doc", ...(settings.submission ? ["dovecot-core"] : [])].join(" "), PATHS.stateDir],
+            // Only the packages this step installed, and only those nothing else needs.
+            deleteArgs: ["remove", PATHS.stateDir],
         }, []);
 
         const facts = install.stdout.apply(parseHostFacts);
@@ -181,7 +183,7 @@ export class PostfixServer extends pulumi.ComponentResource {
                 script: "write-file.sh",
                 args: writeFileArgs(managed, settings.aliases.map((alias) => alias.name)),
                 stdin: content,
-                deleteArgs: removeOnDestroy ? ["remove", managed.path] : undefined,
+                deleteArgs: removeOnDestroy ? removeFileArgs(managed) : undefined,
             }, after);
         };
         const relay = settings.relayHost;
@@ -191,10 +193,14 @@ export class PostfixServer extends pulumi.ComponentResource {
         const saslPasswdStep = saslPasswd && file("sasl-passwd", MANAGED_FILES.saslPasswd, saslPasswd, [install], true);
         const aliases = file("aliases", MANAGED_FILES.aliases, renderAliases(settings), [install]);
         // main.cf names these files: they are in place before it goes live.
-        const named = [
+        // The guide's certificate paths: a key and certificate found there are kept, and put back by destroy.
+        const certificateFiles = [
             // Secret here too, whatever the provider marks: the key must never show in a diff or log.
             file("tls-key", MANAGED_FILES.tlsKey, pulumi.secret(key.privateKeyPem), [install], true),
             file("tls-cert", MANAGED_FILES.tlsCert, cert.certPem, [install], true),
+        ];
+        const named = [
+            ...certificateFiles,
             file("mailname", MANAGED_FILES.mailname, renderMailname(settings), [install]),
             // Local targets are checked against the users (made by the install step) and the alias names.
             file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings), [install]),
@@ -206,17 +212,13 @@ export class PostfixServer extends pulumi.ComponentResource {
         const masterServices = facts.apply((host) => renderMasterServices(settings, host.mailVersion));
         const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [install]);
         const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, [...named, masterCf]);
-        // Port 587's logins: Dovecot's configuration (its syntax depends on its version) and the
-        // password hashes, made on the host from the passwords on standard input.
-        const logins = settings.submission && mailPasswords;
-        const dovecotConf = logins && file("dovecot-conf", MANAGED_FILES.dovecotConf, facts.apply((host) => renderDovecotConf(host.dovecotVersion)), [install]);
-        const passwordsStep = logins && step("mail-passwords", {
-            script: "mail-passwords.sh",
-            args: ["write", PATHS.mailPasswords, PATHS.stateDir],
-            stdin: pulumi.secret(logins.apply(renderMailPasswords)),
-            deleteArgs: ["remove", PATHS.mailPasswords],
-        }, [install]);
-        const dovecot = dovecotConf && passwordsStep ? [dovecotConf, passwordsStep] : [];
+        // Dovecot: port 587's logins (and IMAP), a module of its own.
+        const dovecot = dovecotSteps(settings, facts.apply((host) => host.dovecotVersion), mailPasswords, {
+            file,
+            script: step,
+        }, { installed: install, certificate: certificateFiles });
+        const passwordsStep = dovecot?.passwords;
+        const dovecotFiles = dovecot ? [dovecot.config, dovecot.passwords] : [];
 
         // Postfix started, restarted or reloaded as the file steps asked, then the deploy check: a
         // deployment that leaves postfix down, deaf or open to relay fails here. The step follows
@@ -224,14 +226,15 @@ export class PostfixServer extends pulumi.ComponentResource {
         // after a failed check the engine keeps this step's inputs from before, so the next run
         // reloads and checks again, even when the files went back to what they were. sasl_passwd
         // is read at each delivery and needs neither. The relay probe is the one `npm run verify` runs.
-        const fileSteps = [...named, aliases, mainCfStep, masterCf, ...dovecot];
+        const fileSteps = [...named, aliases, mainCfStep, masterCf, ...dovecotFiles];
         const reloading = fileSteps.filter((s) => s !== saslPasswdStep && s !== passwordsStep);
         const changes = pulumi.all(reloading.map((s) => s.stdout)).apply((lines) => sha256(lines.join("\0")));
         const addresses = settings.listenAddresses.map(postfixAddress);
         const ports = settings.submission ? [25, 587] : [25];
         step("service", {
             script: "service.sh",
-            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), settings.submission ? "dovecot" : "none", managedPaths.join(" "), ...addresses]),
+            args: changes.apply((digest) => ["apply", PATHS.stateDir, digest, ports.join(" "), settings.imap ? "dovecot+imap" : settings.submission ? "dovecot" : "none",
+                managedPaths.join(" "), ...addresses]),
             stdin: shellFile("relay-probe.sh"),
             deleteArgs: ["stop"],
             shell: "bash",

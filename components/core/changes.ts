@@ -2,6 +2,7 @@
 // drifted): the rendered main.cf parameters and files, compared with what the host has now.
 // Pure: the host's side arrives as text read over SSH (`npm run verify -- --changes`).
 import { mainCfDrift, parsePostconf } from "./checks";
+import { renderedDovecotConf, userChanges } from "./dovecot";
 import { renderAliases, renderMailname, renderVirtualAliases } from "./files";
 import { formatValue, mainCfParameters } from "./main-cf";
 import { PATHS } from "./paths";
@@ -27,6 +28,11 @@ export interface HostState {
     aliases?: string;
     mailname?: string;
     virtualAliases?: string;
+    /** `dovecot --version`, the component's conf.d file, `doveconf -n`, and the certificate at the guide's path. */
+    dovecotVersion?: string;
+    dovecotConf?: string;
+    doveconf?: string;
+    certPem?: string;
 }
 
 /** A server's managed configuration: main.cf as parameters, and the other files' text. */
@@ -63,9 +69,18 @@ export function changesTo(wanted: ManagedConfig, host: HostState): Change[] {
     return changes;
 }
 
-/** What the next `pulumi up` changes on this host. */
-export function plannedChanges(settings: Settings, host: HostState): Change[] {
-    return changesTo(renderedConfig(settings, host), host);
+/**
+ * What the next `pulumi up` changes on this host: the managed files, then Dovecot's file and what
+ * changes for the people who use the host's Dovecot and certificate (`stackCertPem`: the
+ * certificate the stack deployed, when it did).
+ */
+export function plannedChanges(settings: Settings, host: HostState, stackCertPem?: string): Change[] {
+    const dovecotConf = renderedDovecotConf(settings, /^\d[\w.]*/.exec(host.dovecotVersion?.trim() ?? "")?.[0]);
+    return [
+        ...changesTo(renderedConfig(settings, host), host),
+        ...(dovecotConf === undefined ? [] : lineChanges(PATHS.dovecotConf, host.dovecotConf, dovecotConf)),
+        ...userChanges(settings, host, stackCertPem),
+    ];
 }
 
 /** Lines that go and lines that come (order kept within each); nothing when the file is the same. */

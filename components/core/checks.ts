@@ -191,6 +191,10 @@ export const HOST_SECTIONS: Readonly<Record<string, string>> = {
     key: `stat -c '%a %U:%G' ${shq(PATHS.tlsKey)}`,
     cert: `stat -c '%a %U' ${shq(PATHS.tlsCert)}`,
     certPem: `cat ${shq(PATHS.tlsCert)}`,
+    // Dovecot, for --changes: its version (the syntax of the component's file), that file, and what runs.
+    dovecotVersion: "dovecot --version",
+    dovecotConf: `cat ${shq(PATHS.dovecotConf)}`,
+    doveconf: "doveconf -n",
     queue: "queue_size",
 };
 

@@ -75,18 +75,27 @@ export function renderMailPasswords(entries: ReadonlyArray<readonly [string, str
     return entries.map(([user, password]) => `${user} ${password}\n`).join("");
 }
 
+/** What Dovecot serves over IMAP when the stack turns it on (`imap`). */
+export interface DovecotImap {
+    /** Addresses Dovecot listens on: the server's listen addresses, IPv6 without brackets. */
+    listen: readonly string[];
+    /** The OpenSSL cipher list of TLS 1.2: the one policy of Postfix's ports. */
+    tlsCiphers: string;
+}
+
 /**
- * `/etc/dovecot/dovecot.conf`, whole, replacing Debian's (whose PAM passdb would let any system
- * account with a password log in): Dovecot only as port 587's auth service. No mail protocol,
- * no network listener; logins from the password hashes only, by user name. Dovecot 2.4
- * (Debian 13) changed the syntax of 2.3.
+ * `/etc/dovecot/conf.d/99-pulumi-postfix.conf`: the component's additions to Dovecot, where Debian
+ * expects local ones (its dovecot.conf includes conf.d/*.conf, in name order, after its own
+ * settings), so an admin's Dovecot keeps everything else: its protocols, users and certificate.
+ * Port 587's logins come from the stack's password hashes only: the passdb of protocol smtp is
+ * consulted before the global ones (Debian's PAM, which knows every system account) and ends the
+ * lookup either way. With `imap`, the same holds for IMAP (the stack's passwords replace the
+ * system ones there), and Dovecot serves each user's ~/Maildir on 993 and 143 with the stack's
+ * certificate and TLS policy. Dovecot 2.4 (Debian 13) changed the syntax of 2.3.
  */
-export function renderDovecotConf(dovecotVersion: string | undefined): string {
+export function renderDovecotConf(dovecotVersion: string | undefined, imap?: DovecotImap): string {
     const v24 = dovecotVersion !== undefined && /^(2\.([4-9]|\d\d)|[3-9])\b/.test(dovecotVersion);
     const common = [
-        // No mail protocol, so no listener at all (2.3 refuses an empty `listen`).
-        "protocols =",
-        "ssl = no",
         "auth_mechanisms = plain login",
         // A wrong password is answered after this delay (Dovecot's default, written to be seen);
         // Dovecot slows repeated failures from one address further.
@@ -104,28 +113,63 @@ export function renderDovecotConf(dovecotVersion: string | undefined): string {
         "  }",
         "}",
     ];
-    // No userdb: nothing here delivers or reads mail, and a login needs only the passdb.
-    const lines = v24
+    // Found or not, a login of these protocols ends here: no other passdb is asked.
+    const passdb = v24
         ? [
-            // 2.4 requires both, first.
-            "dovecot_config_version = 2.4.0",
-            "dovecot_storage_version = 2.4.0",
-            ...common,
-            "passdb passwd-file {",
-            `  passwd_file_path = ${PATHS.mailPasswords}`,
-            "  default_password_scheme = SHA512-CRYPT",
-            "}",
-            ...listener,
+            "  passdb pulumi-postfix {",
+            "    driver = passwd-file",
+            `    passwd_file_path = ${PATHS.mailPasswords}`,
+            "    default_password_scheme = SHA512-CRYPT",
+            "    result_failure = return-fail",
+            "    result_internalfail = return-fail",
+            "  }",
         ]
         : [
-            ...common,
-            "passdb {",
-            "  driver = passwd-file",
-            `  args = scheme=SHA512-CRYPT ${PATHS.mailPasswords}`,
-            "}",
-            ...listener,
+            "  passdb {",
+            "    driver = passwd-file",
+            `    args = scheme=SHA512-CRYPT ${PATHS.mailPasswords}`,
+            "    result_failure = return-fail",
+            "    result_internalfail = return-fail",
+            "  }",
         ];
-    return [HEADER, ...lines, ""].join("\n");
+    const protocols = ["smtp", ...(imap ? ["imap"] : [])].flatMap((protocol) => [`protocol ${protocol} {`, ...passdb, "}"]);
+    const mail = imap ? [
+        `listen = ${imap.listen.join(v24 ? " " : ", ")}`,
+        // No login before TLS, on 143 as on 993: LOGINDISABLED until STARTTLS.
+        "ssl = required",
+        ...(v24
+            ? [
+                "auth_allow_cleartext = no",
+                `ssl_server_cert_file = ${PATHS.tlsCert}`,
+                `ssl_server_key_file = ${PATHS.tlsKey}`,
+                "ssl_server_prefer_ciphers = server",
+                // Where Postfix delivers (home_mailbox = Maildir/). INBOX is that folder itself:
+                // Debian's 10-mail.conf names an mbox file in /var/mail otherwise.
+                "mail_driver = maildir",
+                "mail_path = %{home}/Maildir",
+                "mail_inbox_path = %{home}/Maildir",
+            ]
+            : [
+                "disable_plaintext_auth = yes",
+                `ssl_cert = <${PATHS.tlsCert}`,
+                `ssl_key = <${PATHS.tlsKey}`,
+                "ssl_prefer_server_ciphers = yes",
+                // Where Postfix delivers (home_mailbox = Maildir/).
+                "mail_location = maildir:~/Maildir",
+            ]),
+        "ssl_min_protocol = TLSv1.2",
+        `ssl_cipher_list = ${imap.tlsCiphers}`,
+        "service imap-login {",
+        "  inet_listener imap {",
+        "    port = 143",
+        "  }",
+        "  inet_listener imaps {",
+        "    port = 993",
+        "    ssl = yes",
+        "  }",
+        "}",
+    ] : [];
+    return [HEADER, ...common, ...mail, ...listener, ...protocols, ""].join("\n");
 }
 
 /** `/etc/mailname`: one line, the domain of outgoing mail. */

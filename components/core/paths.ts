@@ -1,4 +1,5 @@
-// Where the component writes on the host. The TLS paths are the guide's.
+// Where the component writes on the host. The TLS paths are the guide's (its 3.5.1): a file there
+// before the component's first write is kept under stateDir and put back by pulumi destroy.
 export const PATHS = {
     mainCf: "/etc/postfix/main.cf",
     aliases: "/etc/aliases",
@@ -10,8 +11,8 @@ export const PATHS = {
     /** Smarthost credentials: root only, like its database. */
     saslPasswd: "/etc/postfix/sasl_passwd",
     relayCa: "/etc/postfix/relay-ca.pem",
-    /** Dovecot, as the auth service of port 587 only: its whole configuration. */
-    dovecotConf: "/etc/dovecot/dovecot.conf",
+    /** The component's additions to Dovecot (port 587's logins, IMAP), beside the admin's own. */
+    dovecotConf: "/etc/dovecot/conf.d/99-pulumi-postfix.conf",
     /** The mail users' password hashes (Dovecot passwd-file): root and Dovecot read it. */
     mailPasswords: "/etc/dovecot/pulumi-postfix.passwd",
     /** Pending reload or restart requests left by file steps for the service step. */

@@ -6,10 +6,12 @@ import { PATHS } from "./paths";
 
 /**
  * The packages the install step installs: postfix, the SASL mechanisms a smarthost login needs,
- * and for port 587 Dovecot's auth service and openssl (which hashes the passwords).
+ * for port 587 Dovecot's auth service and openssl (which hashes the passwords), and for IMAP
+ * Dovecot's IMAP server.
  */
-export function packagesFor(smarthostLogin: boolean, submission = false): string[] {
-    return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : []), ...(submission ? ["dovecot-core", "openssl"] : [])];
+export function packagesFor(smarthostLogin: boolean, submission = false, imap = false): string[] {
+    return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : []), ...(submission ? ["dovecot-core", "openssl"] : []),
+        ...(imap ? ["dovecot-imapd"] : [])];
 }
 
 /** A file the component owns on the host, and what its change means for postfix. */
@@ -34,6 +36,11 @@ export const MANAGED_FILES = {
     // Hashes only, readable by Dovecot's auth processes (group dovecot).
     mailPasswords: { path: PATHS.mailPasswords, mode: "0640", kind: "mail-passwords" },
 } satisfies Record<string, ManagedFile>;
+
+/** The arguments of write-file.sh that remove `file` when the component is destroyed (or puts back the one found before its first write). */
+export function removeFileArgs(file: ManagedFile, stateDir: string = PATHS.stateDir): string[] {
+    return ["remove", file.kind, file.path, stateDir];
+}
 
 /** The arguments of write-file.sh that write `file` (`aliases`: the alias names, for the virtual map's check). */
 export function writeFileArgs(file: ManagedFile, aliases: readonly string[] = [], stateDir: string = PATHS.stateDir): string[] {

@@ -39,6 +39,14 @@ export interface MailOptions {
      * only; nobody else may send. Requires at least one password. Default `false`.
      */
     submission?: boolean;
+    /**
+     * Serve each mail user's `~/Maildir` over IMAP (Dovecot): on 993 (TLS from the first byte) and
+     * on 143 (STARTTLS before any login), on the listen addresses only, with the server's
+     * certificate and TLS policy, and the same password as port 587 (`mailPasswords`), so it
+     * requires `submission`. On a Dovecot the admin already runs, the stack's passwords replace
+     * the system ones for IMAP. Default `false`.
+     */
+    imap?: boolean;
     /** Addresses in other domains delivered here (`virtual_alias_maps`), e.g. `info@shop.test: [alice]`; `@shop.test` catches the rest of a domain. Their domains become virtual alias domains. (Stack config may also give one target as a plain string.) */
     virtualAliases?: Record<string, string[]>;
 }
@@ -135,6 +143,8 @@ export interface Settings {
         caCertificatePem?: string;
     };
     submission: boolean;
+    /** IMAP (993 and 143) for the mail users who have a password. */
+    imap: boolean;
     /** Mail users who may log in on port 587 (they have a password), sorted. */
     mailLogins: string[];
     /** Who may send as what on port 587: a local part (any final destination) or a full address, and its owners' logins. */

@@ -17,7 +17,7 @@ export class ConfigError extends Error {
 const MAIL_OPTION_KEYS: ReadonlyArray<keyof MailOptions> = [
     "domain", "hostname", "destinations", "listenAddresses", "trustedNetworks", "allowPublicNetworks",
     "messageSizeLimit", "mailUsers", "aliases", "certificate", "extraParameters", "allowUnsafeOverrides",
-    "aptLockTimeoutSeconds", "relayHost", "submission", "virtualAliases",
+    "aptLockTimeoutSeconds", "relayHost", "submission", "imap", "virtualAliases",
 ];
 export const MAIL_OPTIONS: ReadonlySet<string> = new Set(MAIL_OPTION_KEYS);
 const MULTI_LINE = new Set(["relayHost.caCertificatePem"]);
@@ -185,6 +185,8 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf, context: Validat
         ? 120
         : c.integer("aptLockTimeoutSeconds", raw.aptLockTimeoutSeconds, 0, 3600);
     const submission = c.boolean("submission", raw.submission);
+    const imap = c.boolean("imap", raw.imap);
+    if (imap && !submission) c.add("imap", "is true, but submission is not: IMAP logins take port 587's passwords (mailPasswords); set submission: true");
     const virtualAliases = virtualAliasList(c, raw.virtualAliases, destinations ?? []);
     const mailLogins = loginList(c, context.mailLogins ?? [], submission, mailUsers);
     // Only logins on port 587 can send as an address; without them a copy to another user is just a copy.
@@ -203,7 +205,7 @@ export function validateMailOptions(raw: unknown, keyOf: KeyOf, context: Validat
             inetProtocols: families.size === 2 ? "all" : families.has(6) ? "ipv6" : "ipv4",
             trustedNetworks: trusted,
             messageSizeLimit, mailUsers, aliases, certificate, extraParameters, allowUnsafeOverrides, aptLockTimeoutSeconds,
-            relayHost, submission, mailLogins,
+            relayHost, submission, imap, mailLogins,
             // Every mail user, not only those with a password: a password added or removed then
             // changes the password file alone.
             senderLogins: senderLogins(mailUsers, aliases, virtualAliases ?? []),

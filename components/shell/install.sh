@@ -2,10 +2,13 @@
 # The install step: the packages once, debconf answered from standard input, then the missing
 # mail users (no password, no login shell; never deletes one). What every file step needs on the
 # host, in one SSH session. Prints one line per user created, then one line that says what the
-# host runs; apt's own output only when it fails.
+# host runs; apt's own output only when it fails. The packages it installed (not those the host
+# already had) are listed in STATE/installed-packages, and with what apt installed for them in
+# STATE/installed-with: `remove` removes the first only, and keeps one that a package outside the
+# second needs.
 #
-# Usage: install.sh install LOCK_TIMEOUT PACKAGES [USERS]   stdin: debconf answers
-#        install.sh remove PACKAGES STATE                 (the component is destroyed)
+# Usage: install.sh install LOCK_TIMEOUT STATE PACKAGES [USERS]   stdin: debconf answers
+#        install.sh remove STATE                                (the component is destroyed)
 #   LOCK_TIMEOUT  seconds to wait for another apt run's dpkg lock (aptLockTimeoutSeconds)
 #   PACKAGES      the packages, space-separated; USERS the mail users, space-separated
 #   STATE         the folder where file steps leave reload requests
@@ -14,24 +17,49 @@ export DEBIAN_FRONTEND=noninteractive
 # Package and user names are validated words: split on spaces, never globbed.
 set -f
 
-if [ "$1" = remove ]; then
-    # remove, not purge: the queue, /etc/postfix and delivered mail stay.
-    # shellcheck disable=SC2086 # one word per package
-    apt-get -q -y remove $2
-    rm -rf "$3"
-    exit 0
-fi
-
-lock=$2
-packages=$3
-users=${4:-}
-# shellcheck disable=SC2086 # one word per package
-set -- $packages
-
 installed() { # the packages
     # shellcheck disable=SC2016 # dpkg-query expands ${Status} itself
     [ "$(dpkg-query -W -f '${Status}\n' "$@" 2>/dev/null | grep -c '^install ok installed$')" = $# ]
 }
+
+if [ "$1" = remove ]; then
+    state=$2
+    ours="" with=""
+    if [ -f "$state/installed-packages" ]; then ours=$(tr '\n' ' ' <"$state/installed-packages"); fi
+    if [ -f "$state/installed-with" ]; then with=$(tr '\n' ' ' <"$state/installed-with"); fi
+    remove=""
+    for package in $ours; do
+        installed "$package" || continue
+        # Kept when removing it would take a package the component did not install (dovecot-imapd
+        # the admin added needs dovecot-core).
+        others=$(apt-get -s remove "$package" 2>/dev/null | sed -n 's/^Remv \([^ ]*\) .*/\1/p' | while read -r taken; do
+            case " $ours $with " in *" $taken "*) ;; *) echo "$taken" ;; esac
+        done)
+        if [ -n "$others" ]; then
+            echo "kept $package: $(printf '%s' "$others" | tr '\n' ' ')needs it"
+        else
+            remove="$remove $package"
+        fi
+    done
+    case " $remove " in
+        *" dovecot-core "*) if [ ! -d /run/systemd/system ] && command -v doveadm >/dev/null; then doveadm stop 2>/dev/null || true; fi ;;
+    esac
+    if [ -n "$remove" ]; then
+        # remove, not purge: the queue, /etc/postfix and delivered mail stay.
+        # shellcheck disable=SC2086 # one word per package
+        apt-get -q -y remove $remove
+    fi
+    rm -rf "$state"
+    exit 0
+fi
+
+lock=$2
+state=$3
+packages=$4
+users=${5:-}
+# shellcheck disable=SC2086 # one word per package
+set -- $packages
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 apt_install() { # the packages
@@ -58,8 +86,18 @@ repair_dpkg() {
     printf '%s\n' "$out"
 }
 
+# Every installed package, one name a line, sorted.
+installed_list() {
+    # shellcheck disable=SC2016 # dpkg-query expands ${Status} itself
+    dpkg-query -W -f '${Status} ${Package}\n' 2>/dev/null | sed -n 's/^install ok installed //p' | sort
+}
+
 outcome="already installed"
 if ! installed "$@"; then
+    had=$(mktemp)
+    installed_list >"$had"
+    missing=""
+    for package in "$@"; do installed "$package" || missing="$missing $package"; done
     # Before debconf-set-selections: a running postinst holds the debconf database too.
     if ! repair_dpkg; then
         echo "pulumi-postfix: dpkg was interrupted and dpkg --configure -a failed (above; waited up to ${lock}s for the dpkg lock)" >&2
@@ -78,6 +116,11 @@ if ! installed "$@"; then
     count=$(sed -n 's/.* \([0-9]*\) newly installed.*/\1/p' "$log")
     removed=$(sed -n 's/^Removing \([^ ]*\) .*/\1/p' "$log" | sort -u | tr '\n' ' ')
     outcome="installed (${count:-0} packages${removed:+; removed ${removed% }})"
+    mkdir -p "$state"
+    # shellcheck disable=SC2086 # one word per package
+    printf '%s\n' $missing >>"$state/installed-packages"
+    installed_list | comm -13 "$had" - >>"$state/installed-with"
+    rm -f "$had"
 fi
 
 for user in $users; do

@@ -6,14 +6,14 @@
 # The file then goes through write-file.sh, like every file the component owns.
 #
 # Usage: mail-passwords.sh write PATH STATE   stdin: one `user password` line per user
-#        mail-passwords.sh remove PATH        (no mail user has a password any more)
+#        mail-passwords.sh remove PATH STATE  (no mail user has a password any more)
 set -eu
 # User names are validated words; nothing is globbed.
 set -f
 here=$(dirname "$0")
 
 if [ "$1" = remove ]; then
-    exec sh "$here/write-file.sh" remove "$2"
+    exec sh "$here/write-file.sh" remove mail-passwords "$2" "$3"
 fi
 dest=$2
 state=$3

@@ -15,10 +15,11 @@
 #            them ran, and runs again after a failed run of its own (the engine then keeps the
 #            digest from before)
 #   PORTS    the SMTP ports, space-separated ("25 587")
-#   AUTH     dovecot (port 587's logins: Dovecot started when down, reloaded when its
-#            configuration changed, and checked) or none
+#   AUTH     dovecot (port 587's logins: Dovecot started when down, reloaded or restarted when
+#            its configuration changed, and checked), dovecot+imap (the same, and IMAP answers on
+#            143 on every address) or none
 #   FILES    the paths of the stack's file steps, space-separated: a pending copy of any other
-#            file (its step left the stack, as dovecot.conf's does with submission off) is dropped
+#            file (its step left the stack, as Dovecot's does with submission off) is dropped
 #   ADDRESS  the listen addresses (IPv6 in brackets); PORTS, AUTH and ADDRESS are what the new
 #            configuration serves: after a rollback the check reads them from the restored one
 set -eu
@@ -47,10 +48,15 @@ running() { postfix status >/dev/null 2>&1; }
 # Dovecot, as the auth service of port 587.
 DOVECOT_SOCKET=/var/spool/postfix/private/auth
 dovecot_running() { [ -f /run/dovecot/master.pid ] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; }
-dovecot_control() { # start|reload
+dovecot_control() { # start|reload|restart
     if [ -d /run/systemd/system ]; then
         systemctl "$1" dovecot
     elif [ "$1" = start ]; then
+        dovecot
+    elif [ "$1" = restart ]; then
+        doveadm stop
+        # The master leaves its pid file when it has closed its listeners (10 s at most).
+        for _ in $(seq 1 50); do dovecot_running || break; sleep 0.2; done
         dovecot
     else
         doveadm reload
@@ -169,6 +175,8 @@ restored_endpoints() {
     for port in $ports; do [ "$port" = 587 ] || kept="$kept $port"; done
     if [ -n "$(postconf -M submission/inet 2>/dev/null)" ]; then
         ports="${kept# } 587" auth=dovecot
+        # IMAP is checked only when the restored Dovecot configuration serves it.
+        case " $(doveconf -h protocols 2>/dev/null) " in *" imap "*) auth=dovecot+imap ;; esac
     else
         ports=${kept# } auth=none
     fi
@@ -185,7 +193,7 @@ apply() { # restart|reload|start
 # Dovecot started when down, reloaded when its configuration changed; a failure is a failed check.
 apply_dovecot() {
     local verb="" out
-    if ! dovecot_running; then verb=start; elif [ -e "$state/dovecot-reload" ]; then verb=reload; fi
+    if ! dovecot_running; then verb=start; elif [ -e "$state/dovecot-restart" ]; then verb=restart; elif [ -e "$state/dovecot-reload" ]; then verb=reload; fi
     [ -n "$verb" ] || return 0
     # Into a file, not a pipe: the daemon Dovecot leaves behind would hold a pipe open for ever.
     out=$(mktemp)
@@ -194,7 +202,7 @@ apply_dovecot() {
         dovecot_action=" (dovecot ${verb}ed)"
         # A reload restarts Dovecot's auth service: each running smtpd would lose its connection
         # to it and fail its next login once. A postfix reload replaces them after their session.
-        if [ "$verb" = reload ] && [ "$action" != restarted ] && [ "$action" != started ]; then control reload >/dev/null 2>&1 || true; fi
+        if [ "$verb" != start ] && [ "$action" != restarted ] && [ "$action" != started ]; then control reload >/dev/null 2>&1 || true; fi
         return 0
     fi
     report FAIL "dovecot $verb failed: $(tr '\n' ' ' <"$out")"
@@ -217,12 +225,22 @@ reply() { # the last line of the next SMTP reply (10 s at most)
     echo 'no reply'
 }
 
+# IMAP's greeting on 143 (10 s at most), then LOGOUT.
+imap_banner() { # host
+    local line
+    exec 4<>"/dev/tcp/$1/143" || return 0
+    IFS= read -r -t 10 line <&4 || line=""
+    printf 'a LOGOUT\r\n' >&4 || true
+    exec 4>&- 4<&-
+    printf '%s' "${line%$'\r'}"
+}
+
 # The deploy check: postfix runs, 220 on every address and port, and no relay for an outsider.
 check() {
     local address host port banner probe xclient rcpt before after status why errors
     answered=""
     if running; then report ok 'postfix is running'; else report FAIL 'postfix is not running'; fi
-    if [ "$auth" = dovecot ]; then
+    if [ "$auth" != none ]; then
         # smtpd reaches Dovecot through its socket, a moment after Dovecot starts.
         for _ in 1 2 3 4 5 6 7 8 9 10; do [ -S "$DOVECOT_SOCKET" ] && break; sleep 0.5; done
         if dovecot_running && [ -S "$DOVECOT_SOCKET" ]; then
@@ -248,6 +266,17 @@ check() {
             exec 3>&- 3<&-
         done
     done
+    if [ "$auth" = dovecot+imap ]; then
+        for address in "${addresses[@]}"; do
+            host=${address#[}
+            host=${host%]}
+            banner=$(imap_banner "$host")
+            case "$banner" in
+                "* OK "*) report ok "$address:143 answers: ${banner%% \[*} (IMAP)"; answered="${answered:+$answered, }$address:143" ;;
+                *) report FAIL "$address:143 (IMAP) answers: ${banner:-nothing}" ;;
+            esac
+        done
+    fi
     errors=$(mktemp)
     if probe=$(bash -c "$probe_script" relay-probe "${addresses[0]}" 2>"$errors"); then
         value() { printf '%s\n' "$probe" | sed -n "s/^$1=//p"; }
@@ -281,9 +310,9 @@ elif [ -e "$state/reload" ]; then
 else
     verb="" action="left running (no reload needed)"
 fi
-if { [ -z "$verb" ] || apply "$verb"; } && { [ "$auth" != dovecot ] || apply_dovecot; }; then check; fi
+if { [ -z "$verb" ] || apply "$verb"; } && { [ "$auth" = none ] || apply_dovecot; }; then check; fi
 if [ "$failures" -eq 0 ]; then
-    rm -rf "$state/restart" "$state/reload" "$state/dovecot-reload" "$state/good" "$state/pending"
+    rm -rf "$state/restart" "$state/reload" "$state/dovecot-reload" "$state/dovecot-restart" "$state/good" "$state/pending"
     echo "postfix $action${dovecot_action:-}${reinstalled:+ (again with $reinstalled)}; checks passed: postfix running, ${auth_checked:-}220 on ${answered:-}, relay refused ($refusal)"
     exit 0
 fi
@@ -300,10 +329,10 @@ if [ -z "${restored:-}" ]; then
     echo "pulumi-postfix: the server failed $failed check(s) after the deployment (above); no file had changed since the last check that passed, so there is nothing to roll back" >&2
     exit 1
 fi
-rm -f "$state/restart" "$state/reload" "$state/dovecot-reload"
+rm -f "$state/restart" "$state/reload" "$state/dovecot-reload" "$state/dovecot-restart"
 restored_endpoints
 failures=0 lines=""
-if apply restart && { [ "$auth" != dovecot ] || apply_dovecot; }; then check; fi
+if apply restart && { [ "$auth" = none ] || apply_dovecot; }; then check; fi
 live_ms=$((($(date +%s%N) - started_at) / 1000000))
 if [ "$failures" -eq 0 ]; then
     echo "rolled back at $(date -u '+%H:%M:%S') UTC, $live_ms ms after the service step started: restored $restored; checks passed again"

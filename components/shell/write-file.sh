@@ -5,14 +5,19 @@
 # into place (atomic), and a reload (or restart) is requested from the service step, which
 # follows the one line this prints.
 #
+# The first time the component writes PATH, the file found there (the admin's, such as the guide's
+# certificate) is kept in STATE/original/, whatever its kind; `remove` puts it back, or removes the
+# file when there was none.
+#
 # Usage: write-file.sh write KIND PATH MODE STATE [ALIAS...]   stdin: the content
-#        write-file.sh remove PATH                            (the component is destroyed)
+#        write-file.sh remove KIND PATH STATE                 (the component is destroyed)
 #   KIND   plain; main-cf (postfix check of a staged copy; a listener change asks for a restart);
 #          master-cf (stdin: our services, applied to a copy of the live master.cf, then checked);
 #          aliases, virtual (every local target must be a user, or an alias: ALIAS... are the
 #          alias names, as /etc/aliases is written beside the virtual map); sasl-passwd (postfix
-#          reads it at each delivery: no reload); dovecot-conf (doveconf reads a staged copy;
-#          asks for a Dovecot reload); mail-passwords (hashes, group dovecot; Dovecot reads the
+#          reads it at each delivery: no reload); dovecot-conf (a conf.d file: doveconf reads a
+#          staged copy of the whole configuration with it; asks for a Dovecot reload, or a restart
+#          when the listen addresses change); mail-passwords (hashes, group dovecot; Dovecot reads the
 #          file again at the next login: no reload)
 #   MODE   0644, 0640 or 0600
 #   STATE  the folder where the service step finds the reload and restart requests, and the
@@ -21,8 +26,30 @@ set -eu
 # Targets are split on spaces and commas, never globbed.
 set -f
 
+# Where the file found before the component's first write is kept: PATH with its slashes as %.
+original_of() { # state path
+    printf '%s/original/%s' "$1" "$(printf '%s' "$2" | tr / %)"
+}
+# A running Dovecot reads its configuration, and the files it names, again (the admin's IMAP
+# serves the restored certificate, or loses the component's additions).
+reload_dovecot() { # path
+    [ -f /run/dovecot/master.pid ] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null || return 0
+    case "$1" in /etc/dovecot/*) ;; *) doveconf -n 2>/dev/null | grep -qF "$1" || return 0 ;; esac
+    doveadm reload </dev/null >/dev/null 2>&1 || true
+}
+
 if [ "$1" = remove ]; then
-    rm -f "$2" "$2.previous" "$2.db"
+    kind=$2
+    dest=$3
+    kept=$(original_of "$4" "$dest")
+    rm -f "$dest.previous" "$dest.db"
+    if [ -f "$kept" ]; then
+        cp -p "$kept" "$dest"
+        echo "restored: $dest (as it was before the component)"
+    else
+        rm -f "$dest"
+    fi
+    case "$kind" in dovecot-conf | plain) reload_dovecot "$dest" ;; esac
     exit 0
 fi
 kind=$2
@@ -91,6 +118,29 @@ check_targets() { # the targets of the candidate file, one list; the alias names
     [ -z "$missing" ] || refuse "$dest points to users that do not exist on the host:$missing (add them to mailUsers)"
 }
 
+# The whole Dovecot configuration as it will be, staged: the live one with the new conf.d file, and
+# Debian's dovecot.conf back in place of a whole file an earlier version of the component wrote
+# there (which included no conf.d, so none of the admin's settings).
+stage_dovecot_conf() {
+    main=/etc/dovecot/dovecot.conf
+    cp -a /etc/dovecot "$stage/dovecot"
+    cp -p "$new" "$stage/dovecot/conf.d/${dest##*/}"
+    debian_main=""
+    if head -n 1 "$main" 2>/dev/null | grep -q '^# Managed by pulumi-postfix'; then
+        debian_main=$stage/debian-dovecot.conf
+        if [ -f /usr/share/dovecot/dovecot.conf ]; then
+            cp /usr/share/dovecot/dovecot.conf "$debian_main"
+        elif [ -f "$main.previous" ] && ! head -n 1 "$main.previous" | grep -q '^# Managed by pulumi-postfix'; then
+            cp "$main.previous" "$debian_main"
+        else
+            # Debian 12's dovecot.conf without its comments.
+            printf '%s\n' '!include_try /usr/share/dovecot/protocols.d/*.protocol' 'dict {' '}' \
+                '!include conf.d/*.conf' '!include_try local.conf' >"$debian_main"
+        fi
+        cp "$debian_main" "$stage/dovecot/dovecot.conf"
+    fi
+}
+
 dir=$(dirname "$dest")
 if [ ! -d "$dir" ]; then
     mkdir -p "$dir"
@@ -111,6 +161,11 @@ if [ "$kind" = main-cf ]; then lock_main_cf; fi
 # part of it: no check depends on them and nothing reloads for them.
 entry="$kind@$(printf '%s' "$dest" | tr / %)"
 rm -f "$state/pending/$entry"
+kept=$(original_of "$state" "$dest")
+if [ ! -e "$kept" ] && [ ! -e "$kept.absent" ]; then
+    (umask 077; mkdir -p "$state/original")
+    if [ -f "$dest" ]; then cp -p "$dest" "$kept"; else : >"$kept.absent"; fi
+fi
 if [ -f "$dest" ] && cmp -s "$new" "$dest"; then
     echo "unchanged: $dest"
     exit 0
@@ -128,9 +183,14 @@ case "$kind" in
         sed -n 's/^[^#][^[:space:]]*[[:space:]]*//p' "$new" | check_targets ;;
     dovecot-conf)
         effect=dovecot-reload
-        if ! out=$(doveconf -c "$new" -n 2>&1 >/dev/null); then
+        stage_dovecot_conf
+        if ! out=$(doveconf -c "$stage/dovecot/dovecot.conf" -n 2>&1 >/dev/null); then
             printf '%s\n' "$out" >&2
-            refuse "Dovecot refused the new $dest (above); the live configuration is unchanged"
+            refuse "Dovecot refused the configuration with the new $dest (above); the live configuration is unchanged"
+        fi
+        # New listen addresses need a stop and start: a reload keeps the old sockets.
+        if [ "$(doveconf -h listen 2>/dev/null || true)" != "$(doveconf -c "$stage/dovecot/dovecot.conf" -h listen)" ]; then
+            effect=dovecot-restart
         fi ;;
 esac
 chmod "$mode" "$new"
@@ -152,6 +212,11 @@ fi
 # Secrets and password hashes leave no old copy behind.
 if [ "$mode" = 0644 ] && [ -f "$dest" ]; then cp -p "$dest" "$dest.previous"; fi
 mv -f "$new" "$dest"
+if [ "$kind" = dovecot-conf ] && [ -n "$debian_main" ]; then
+    chmod 0644 "$debian_main"
+    mv -f "$debian_main" "$main"
+    echo "restored Debian's $main (it includes conf.d/ again)"
+fi
 
 case "$kind" in
     aliases) newaliases ;;

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { renderAliases, renderDovecotConf, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases } from "../../components/core/files";
 import { mainCfParameters, OWNED_PARAMETERS, renderMainCf } from "../../components/core/main-cf";
 import { validateMailOptions } from "../../components/core/validate";
+import { imapOf } from "../../components/core/dovecot";
 import { readStackConfig } from "../../components/stack-config";
 import { REPO, stackConfig } from "../support/stack";
 
@@ -47,6 +48,30 @@ for (const stack of ["home", "lab"]) {
         }
     });
 }
+
+test("imap: Dovecot's conf.d file for 2.3 and 2.4 (golden), the listen addresses and the TLS policy of Postfix's ports", () => {
+    const { servers, problems } = readStackConfig({ ...configOf("lab"), "postfix:imap": "true" });
+    assert.deepEqual(problems, []);
+    const imap = imapOf(servers[0].settings)!;
+    golden("lab", "dovecot-imap-2.3.conf", renderDovecotConf("2.3.19.1", imap));
+    golden("lab", "dovecot-imap-2.4.conf", renderDovecotConf("2.4.1", imap));
+    const v23 = renderDovecotConf("2.3.19.1", imap);
+    assert.match(v23, new RegExp(`^listen = ${servers[0].settings.listenAddresses.map((a) => a.text).join(", ")}$`, "m"));
+    assert.match(v23, /^ssl = required$/m);
+    assert.match(v23, /^ssl_min_protocol = TLSv1\.2$/m);
+    // The cipher list is main.cf's: the same classes left out.
+    const mainCf = renderMainCf(mainCfParameters(servers[0].settings, DEBIAN_12));
+    const excluded = /^smtpd_tls_exclude_ciphers = (.*)$/m.exec(mainCf)![1].split(", ");
+    assert.equal(/^ssl_cipher_list = (.*)$/m.exec(v23)![1], ["HIGH", ...excluded.map((c) => `!${c}`)].join(":"));
+    // Both protocols take the stack's passwords only.
+    assert.equal(v23.match(/result_failure = return-fail/g)?.length, 2);
+    assert.doesNotMatch(renderDovecotConf("2.3.19.1"), /^(listen|ssl|protocol imap|service imap)/m, "without imap: no listener, no TLS, no protocol of the admin's changed");
+});
+
+test("imap requires submission (the same passwords)", () => {
+    const { problems } = readStackConfig({ ...stackConfig("home"), "postfix:imap": "true" });
+    assert.ok(problems.some((p) => /^postfix:imap is true, but submission is not/.test(p)), problems.join("\n"));
+});
 
 test("the guide's corrections are in main.cf", () => {
     const { settings } = readStackConfig(stackConfig("home")).servers[0];

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
-    ManagedFile, MANAGED_FILES, parseHostFacts, writeFileArgs,
+    ManagedFile, MANAGED_FILES, parseHostFacts, removeFileArgs, writeFileArgs,
 } from "../../components/core/scripts";
 import { remoteCommand, remoteScript, shq } from "../../components/core/shell";
 import { shellBundle, shellFile } from "../../components/shell-files";
@@ -55,13 +55,13 @@ test("the host scripts pass shellcheck as the command lines the steps send", { s
     const sent: Array<[string, "sh" | "bash", string[]]> = [
         ["service.sh", "bash", ["apply", "/var/lib/pulumi-postfix", "digest 'x' $(y)", "25 587", "dovecot", "/etc/postfix/main.cf /etc/aliases", "192.168.1.100", "[fd00::25]"]],
         ["service.sh", "bash", ["stop"]],
-        ["install.sh", "sh", ["install", "120", "postfix postfix-doc libsasl2-modules", "fribeiro ops"]],
-        ["install.sh", "sh", ["remove", "postfix postfix-doc", "/var/lib/pulumi-postfix"]],
+        ["install.sh", "sh", ["install", "120", "/var/lib/pulumi-postfix", "postfix postfix-doc libsasl2-modules", "fribeiro ops"]],
+        ["install.sh", "sh", ["remove", "/var/lib/pulumi-postfix"]],
         ["mail-passwords.sh", "sh", ["write", "/etc/dovecot/pulumi-postfix.passwd", "/var/lib/pulumi-postfix"]],
-        ["mail-passwords.sh", "sh", ["remove", "/etc/dovecot/pulumi-postfix.passwd"]],
+        ["mail-passwords.sh", "sh", ["remove", "/etc/dovecot/pulumi-postfix.passwd", "/var/lib/pulumi-postfix"]],
         ...Object.values(MANAGED_FILES).flatMap((file): Array<[string, "sh", string[]]> => [
             ["write-file.sh", "sh", writeFileArgs(file, ["postmaster", "it's"])],
-            ["write-file.sh", "sh", ["remove", file.path]],
+            ["write-file.sh", "sh", removeFileArgs(file)],
         ]),
     ];
     const folder = "/var/lib/pulumi-postfix/scripts/0123456789abcdef";
@@ -130,7 +130,7 @@ test("the service step starts, restarts or reloads postfix as the file steps ask
         child.stdout.on("data", (chunk) => (stdout += chunk));
         const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
         const calls = readFileSync(log, "utf8").trim().split("\n").filter((c) => c !== "postfix status");
-        return { status, stdout: stdout.trim(), calls, left: readdirSync(state).filter((f) => f !== "main-cf.lock") };
+        return { status, stdout: stdout.trim(), calls, left: readdirSync(state).filter((f) => f !== "main-cf.lock" && f !== "original") };
     };
     try {
         const checked = `checks passed: postfix running, 220 on 127.0.0.1:${port}, relay refused (554)`;
@@ -176,7 +176,7 @@ echo "postfix $*" >>${shq(join(dir, "log"))}
         mkdirSync(join(dir, "etc"));
         assert.equal(writeFile(file, state, "closed\n").status, 0);
         assert.equal((await service()).status, 0, "the first configuration passes");
-        assert.deepEqual(readdirSync(state).filter((f) => f !== "main-cf.lock"), [], "passed: no records left");
+        assert.deepEqual(readdirSync(state).filter((f) => f !== "main-cf.lock" && f !== "original"), [], "passed: no records left");
 
         assert.equal(writeFile(file, state, "open\n").status, 0);
         const failed = await service();
@@ -197,7 +197,7 @@ echo "postfix $*" >>${shq(join(dir, "log"))}
         assert.match(fixed.stdout, /^unchanged: /m);
         const passed = await service();
         assert.equal(passed.status, 0, passed.output);
-        assert.deepEqual(readdirSync(state).filter((f) => f !== "main-cf.lock"), []);
+        assert.deepEqual(readdirSync(state).filter((f) => f !== "main-cf.lock" && f !== "original"), []);
 
         // The last good configuration itself fails (the host broke on its own): said plainly, no loop.
         assert.equal(writeFile(file, state, "open\n").status, 0);
@@ -257,7 +257,7 @@ test("after a rollback the check tests what was restored (its addresses, no port
         assert.equal(off.status, 0, off.output);
         assert.doesNotMatch(off.output, /again with/, off.output);
         assert.ok(!existsSync(dovecotConf.path), "no pending copy of a step that left the stack is installed");
-        assert.deepEqual(readdirSync(state).filter((f) => f !== "main-cf.lock"), [], "and none is kept");
+        assert.deepEqual(readdirSync(state).filter((f) => f !== "main-cf.lock" && f !== "original"), [], "and none is kept");
     } finally {
         server.close();
         rmSync(dir, { recursive: true, force: true });
@@ -399,9 +399,33 @@ test("write-if-differs: writes, keeps the previous file (not for secrets), reque
 
     // Destroyed: the file, its old copy and its database go.
     writeFileSync(`${conf.path}.db`, "");
-    const removed = spawnSync("sh", ["-c", shellFile("write-file.sh"), "write-file.sh", "remove", conf.path], { encoding: "utf8" });
+    const remove = (managed: ManagedFile) => spawnSync("sh", ["-c", shellFile("write-file.sh"), "write-file.sh", ...removeFileArgs(managed, state)], { encoding: "utf8" });
+    const removed = remove(conf);
     assert.equal(removed.status, 0, removed.stderr);
     assert.deepEqual(readdirSync(join(dir, "etc")), ["secret.key"]);
+});
+
+test("write-if-differs: a file found before the first write (the guide's key) is kept, byte for byte, and destroy puts it back", () => {
+    const dir = mkdtempSync(join(tmpdir(), "write-file-"));
+    const state = join(dir, "state");
+    const key: ManagedFile = { path: join(dir, "private", "server.key.insecure"), mode: "0600", kind: "plain" };
+    mkdirSync(join(dir, "private"), { mode: 0o700 });
+    writeFileSync(key.path, "the admin's key\n", { mode: 0o640 });
+    for (const content of ["stack key one\n", "stack key two\n"]) assert.equal(writeFile(key, state, content).status, 0);
+    assert.equal(readFileSync(key.path, "utf8"), "stack key two\n");
+    const kept = readdirSync(join(state, "original"));
+    assert.equal(kept.length, 1, "one copy: the file as the component found it, not its own earlier versions");
+    assert.equal(statSync(join(state, "original")).mode & 0o777, 0o700, "the copies are root's alone");
+    const removed = spawnSync("sh", ["-c", shellFile("write-file.sh"), "write-file.sh", ...removeFileArgs(key, state)], { encoding: "utf8" });
+    assert.equal(removed.status, 0, removed.stderr);
+    assert.match(removed.stdout, /^restored: .*server\.key\.insecure \(as it was before the component\)$/m);
+    assert.equal(readFileSync(key.path, "utf8"), "the admin's key\n");
+    assert.equal(statSync(key.path).mode & 0o777, 0o640, "and its mode");
+    // A file the component created goes.
+    const created: ManagedFile = { path: join(dir, "created.pem"), mode: "0644", kind: "plain" };
+    writeFile(created, state, "new\n");
+    spawnSync("sh", ["-c", shellFile("write-file.sh"), "write-file.sh", ...removeFileArgs(created, state)], { encoding: "utf8" });
+    assert.ok(!existsSync(created.path));
 });
 
 test("write-if-differs: a failing check leaves the live file untouched, and asks for no reload", () => {
@@ -412,7 +436,7 @@ test("write-if-differs: a failing check leaves the live file untouched, and asks
     assert.equal(result.status, 1);
     assert.match(result.stderr, /aliases points to users that do not exist on the host: nosuchuser-pp \(add them to mailUsers\)/);
     assert.equal(readFileSync(file.path, "utf8"), "live\n");
-    assert.ok(!existsSync(join(dir, "state")), "no reload requested");
+    assert.ok(!existsSync(join(dir, "state", "reload")), "no reload requested");
 });
 
 test("install facts are parsed, and garbage is refused", () => {
@@ -448,7 +472,7 @@ test("install: an interrupted dpkg is configured first, waiting (bounded) while 
             "printf 'Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (perl)... %ss\\r' 1 2");
         stub("postconf", "echo 3.6");
         const started = Date.now();
-        const r = spawnSync("sh", ["-c", shellFile("install.sh"), "install.sh", "install", String(lock), "postfix postfix-doc"], { input: "postfix postfix/main_mailer_type select Internet Site\n", encoding: "utf8", env: { PATH: `${dir}:/usr/bin:/bin` } });
+        const r = spawnSync("sh", ["-c", shellFile("install.sh"), "install.sh", "install", String(lock), join(dir, "state"), "postfix postfix-doc"], { input: "postfix postfix/main_mailer_type select Internet Site\n", encoding: "utf8", env: { PATH: `${dir}:/usr/bin:/bin` } });
         const calls = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : [];
         return { ...r, calls, seconds: (Date.now() - started) / 1000 };
     };
