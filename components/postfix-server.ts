@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { fingerprint, parseHostKey } from "./core/known-hosts";
 import { HostKeyError, trustedHostKey } from "./host-key";
 import { CertificateAuthority } from "./certificate-authority";
+import { ExpectedFile, expectedFacts, withRepairCount } from "./core/drift";
+import { ServerState } from "./server-state";
 import { shellBundle, shellFile } from "./shell-files";
 import {
     renderAliases, renderDovecotConf, renderMailname, renderMailPasswords, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases,
@@ -132,13 +134,22 @@ export class PostfixServer extends pulumi.ComponentResource {
             addPreviousOutputInEnv: false,
         }, parent);
 
+        // What the server must look like, read back by `pulumi refresh`; each step's repair count
+        // (how often a refresh saw its part drift) is part of its command, so the next up runs
+        // exactly the drifted steps again. Not in the component package (see readsServerOnRefresh).
+        const packages = packagesFor(settings.relayHost?.username !== undefined, settings.submission);
+        const logins = settings.submission && mailPasswords;
+        const repairs = readsServerOnRefresh
+            ? this.serverState(name, settings, ssh, trusted.hostKey, args, { key: key.privateKeyPem, cert: cert.certPem, packages, logins: !!logins })
+            : pulumi.output({} as Record<string, number>);
+
         // The host scripts, copied once per version into a folder named by their hash: every other
         // step runs its script there by path, so a failure shows the step's own lines, not a script.
         const bundle = shellBundle();
         const scriptsDir = `${PATHS.stateDir}/scripts/${bundle.hash}`;
         const scripts = new command.remote.Command(`${name}-scripts`, {
             connection,
-            create: remoteCommand(shellFile("install-scripts.sh"), ssh.user, "sh", ["install", scriptsDir]),
+            create: repairs.apply((r) => withRepairCount(remoteCommand(shellFile("install-scripts.sh"), ssh.user, "sh", ["install", scriptsDir]), r.scripts)),
             stdin: bundle.text,
             delete: remoteCommand(shellFile("install-scripts.sh"), ssh.user, "sh", ["remove", scriptsDir]),
             addPreviousOutputInEnv: false,
@@ -151,7 +162,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         const step = (stepName: string, body: Body, dependsOn: pulumi.Resource[]) =>
             new command.remote.Command(`${name}-${stepName}`, {
                 connection,
-                create: pulumi.output(body.args ?? []).apply((args) => remoteScript(`${scriptsDir}/${body.script}`, ssh.user, body.shell, args)),
+                create: pulumi.all([body.args ?? [], repairs]).apply(([args, r]) => withRepairCount(remoteScript(`${scriptsDir}/${body.script}`, ssh.user, body.shell, args), r[stepName])),
                 stdin: body.stdin,
                 delete: body.deleteArgs === undefined ? undefined : remoteScript(`${scriptsDir}/${body.script}`, ssh.user, body.shell, body.deleteArgs),
                 // sshd refuses unknown environment variables, and no step needs its previous output.
@@ -159,7 +170,6 @@ export class PostfixServer extends pulumi.ComponentResource {
             }, { ...parent, dependsOn: [reachable, scripts, ...dependsOn] });
 
         // Packages and mail users in one step: every file step needs both, and a step is an SSH session.
-        const packages = packagesFor(settings.relayHost?.username !== undefined, settings.submission);
         const install = step("install", {
             script: "install.sh",
             args: ["install", String(settings.aptLockTimeoutSeconds), packages.join(" "), settings.mailUsers.join(" ")],
@@ -203,7 +213,6 @@ export class PostfixServer extends pulumi.ComponentResource {
         const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, [...named, masterCf]);
         // Port 587's logins: Dovecot's configuration (its syntax depends on its version) and the
         // password hashes, made on the host from the passwords on standard input.
-        const logins = settings.submission && mailPasswords;
         const dovecotConf = logins && file("dovecot-conf", MANAGED_FILES.dovecotConf, facts.apply((host) => renderDovecotConf(host.dovecotVersion)), [install]);
         const passwordsStep = logins && step("mail-passwords", {
             script: "mail-passwords.sh",
@@ -245,6 +254,60 @@ export class PostfixServer extends pulumi.ComponentResource {
             postfixVersion: this.postfixVersion,
         });
     }
+
+    /** The ServerState of this server: the facts every step leaves behind, by path and name, with the step that makes each. */
+    private serverState(name: string, settings: Settings, ssh: SshSettings, hostKey: string, args: PostfixServerArgs,
+        made: { key: pulumi.Output<string>; cert: pulumi.Output<string>; packages: string[]; logins: boolean }): pulumi.Output<Record<string, number>> {
+        const file = (step: string, managed: ManagedFile, content?: string) => ({
+            path: managed.path, step, mode: managed.mode, owner: managed === MANAGED_FILES.mailPasswords ? "root:dovecot" : "root:root",
+            ...(content === undefined ? {} : { sha256: sha256(content) }),
+        });
+        const relay = settings.relayHost;
+        // The key's digest is no secret (nothing about the key can be learnt from it): the file
+        // shows by path in a preview instead of the whole list as [secret].
+        const files: pulumi.Output<ExpectedFile[]> = pulumi.all([pulumi.unsecret(made.key), made.cert]).apply(([keyPem, certPem]) => [
+            file("tls-key", MANAGED_FILES.tlsKey, keyPem),
+            file("tls-cert", MANAGED_FILES.tlsCert, certPem),
+            file("mailname", MANAGED_FILES.mailname, renderMailname(settings)),
+            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings)),
+            file("aliases", MANAGED_FILES.aliases, renderAliases(settings)),
+            // Made on the host (our services in Debian's master.cf, the password hashes) or holding
+            // a password: mode and owner only. main.cf: its parameters, below.
+            file("main-cf", MANAGED_FILES.mainCf),
+            file("master-cf", MANAGED_FILES.masterCf),
+            ...(relay?.username ? [file("sasl-passwd", MANAGED_FILES.saslPasswd)] : []),
+            ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem)] : []),
+            ...(made.logins ? [file("dovecot-conf", MANAGED_FILES.dovecotConf), file("mail-passwords", MANAGED_FILES.mailPasswords)] : []),
+        ]);
+        const expected = files.apply((list) => expectedFacts(settings, {
+            scriptsDir: `${PATHS.stateDir}/scripts/${shellBundle().hash}`, files: list, packages: made.packages,
+            services: ["postfix", ...(made.logins ? ["dovecot"] : [])],
+        }));
+        const privateKey = ssh.privateKeyPath === undefined ? args.sshPrivateKey : readFileSync(expandHome(ssh.privateKeyPath), "utf8");
+        const state = new ServerState(`${name}-server-state`, {
+            connection: {
+                host: ssh.host, port: ssh.port, user: ssh.user, hostKey,
+                privateKey: privateKey === undefined ? undefined : pulumi.secret(privateKey),
+                privateKeyPassword: args.sshPrivateKeyPassword === undefined ? undefined : pulumi.secret(args.sshPrivateKeyPassword),
+                perDialTimeout: ssh.perDialTimeout, dialErrorLimit: ssh.dialErrorLimit,
+            },
+            fileSteps: files.apply((list) => Object.fromEntries(list.map((f) => [f.path, f.step]))),
+            scripts: expected.scripts, files: expected.files, mainCf: expected.mainCf,
+            packages: expected.packages, users: expected.users, services: expected.services,
+        }, { parent: this });
+        // None before the first check (a mock, or a state written before the counts existed).
+        return state.repairs.apply((counts) => counts ?? {});
+    }
+}
+
+/**
+ * Whether each server gets a ServerState (what `pulumi refresh` reads back). Pulumi runs a dynamic
+ * resource's provider from the program's own node_modules, which a program in another language
+ * (the component package, plugin/) does not have: there it is turned off.
+ */
+let readsServerOnRefresh = true;
+export function hostedAsComponentPackage(): void {
+    readsServerOnRefresh = false;
 }
 
 function validateArgs(args: PostfixServerArgs): { settings: Settings; ssh: SshSettings; relayPassword?: pulumi.Input<string> } {
