@@ -76,7 +76,7 @@ describe("one stack, two hosts: deployed in parallel, outputs per host", { timeo
     test("a change to one server's option touches only that server", () => {
         stack.configure(config(10485760));
         const planned = Object.keys(stack.plannedChanges()).sort();
-        assert.deepEqual(planned, ["beta-main-cf", "beta-service", "beta-ssh-reachable"]);
+        assert.deepEqual(planned, ["beta-main-cf", "beta-server-state", "beta-service", "beta-ssh-reachable"]);
         stack.up();
         assert.equal(hostOk("e2e-fleet-beta", "postconf -h message_size_limit").trim(), "10485760");
         assert.equal(hostOk("e2e-fleet-alpha", "postconf -h message_size_limit").trim(), "52428800");

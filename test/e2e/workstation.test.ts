@@ -75,12 +75,14 @@ describe("the quick start as an unprivileged user", { timeout: 10 * 60_000 }, ()
         host = hostUp(name, "bookworm", address);
         spawnSync("userdel", ["-r", user], { stdio: "ignore" });
         execFileSync("useradd", ["--create-home", "--shell", "/bin/bash", user]);
-        // What the user installed: Pulumi (CLI and language host in ~/.pulumi/bin), Node 22+, an SSH key.
+        // What the user installed: Pulumi (CLI, language host and dynamic provider plugin in
+        // ~/.pulumi/bin, as Pulumi's releases ship them), Node 22+, an SSH key.
         const engine = execFileSync("bash", [join(REPO, "tools", "pulumi-engine", "build.sh"), "--quiet", "--print-bin-dir"], { encoding: "utf8" }).trim();
+        execFileSync("bash", [join(REPO, "tools", "pulumi-engine", "dynamic-provider-shim.sh"), engine]);
         const node = execFileSync("bash", [join(REPO, "scripts", "node.sh"), "--print-bin-dir"], { encoding: "utf8" }).trim();
         execFileSync("sh", ["-euc", `
             for d in .pulumi .pulumi/bin .local .local/node .local/node/bin .ssh plugins; do install -d -o ${user} -g ${user} ${home}/$d; done
-            install -o ${user} -g ${user} "$1"/pulumi "$1"/pulumi-language-nodejs ${home}/.pulumi/bin/
+            install -o ${user} -g ${user} "$1"/pulumi "$1"/pulumi-language-nodejs "$1"/pulumi-resource-pulumi-nodejs ${home}/.pulumi/bin/
             install -o ${user} -g ${user} "$1"/pulumi-resource-command "$1"/pulumi-resource-tls ${home}/plugins/
             install -o ${user} -g ${user} "$2"/node ${home}/.local/node/bin/
             install -m 0600 -o ${user} -g ${user} "$3" ${home}/.ssh/id_ed25519
