@@ -44,7 +44,7 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
         const logins = sshLogins(host);
         const r = stack.run(args);
         const opened = sshLogins(host) - logins;
-        timings.push(`${label}: ${r.seconds.toFixed(1)} s, ${opened} SSH logins`);
+        timings.push(`${label}: ${r.seconds.toFixed(1)} s, ${opened} SSH logins${r.status === 0 ? "" : `, exit ${r.status}`}`);
         if (expectStatus === "nonzero") assert.notEqual(r.status, 0, `${label} should fail:\n${r.stdout}\n${r.stderr}`);
         else assert.equal(r.status, expectStatus, `${label}:\n${r.stdout}\n${r.stderr}`);
         return { ...r, logins: opened };
@@ -62,6 +62,9 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
         assert.ok(!stack.ok(["stack", "export"]).stdout.includes(material), "the SSH key is encrypted in the state, never in clear");
     };
     /** The ServerState's inputs and outputs in the state. */
+    /** What a user sees of the drift in a preview: the ServerState's lines, printed for the docs. */
+    const showDrift = (label: string, preview: string) => console.log(`# ${label}:\n${preview.split("\n")
+        .filter((l) => /ServerState|server-state|Command|mynetworks|\/etc\/|mode|sha256|error|drift|changes/.test(l)).map((l) => `#   ${l}`).join("\n")}`);
     const serverStateRecord = () => {
         const resources = JSON.parse(stack.ok(["stack", "export", "--show-secrets"]).stdout).deployment.resources as Array<{ urn: string; inputs: unknown; outputs: unknown }>;
         const record = resources.find((r) => r.urn.endsWith("::mx-server-state"))!;
@@ -100,6 +103,7 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
         assert.match(hostOk(name, "postconf -h mynetworks"), /^0\.0\.0\.0\/0$/m, "so nothing was repaired");
 
         const check = timed("preview --refresh --expect-no-changes --diff, main.cf drifted", ["preview", "--refresh", "--expect-no-changes", "--diff"], "nonzero");
+        showDrift("main.cf drifted", check.stdout + check.stderr);
         assert.match(check.stdout, /mynetworks\s*:\s*"0\.0\.0\.0\/0"\s*=>\s*"127\.0\.27\.0\/24"/, `the parameter named, from what the host has to what it gets:\n${check.stdout}`);
 
         timed("refresh, main.cf drifted", ["refresh", "--yes", "--skip-preview"]);
@@ -125,6 +129,7 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
         const aliases = fileDigest(PATHS.aliases);
         hostOk(name, `echo 'webmaster: root' >>${PATHS.aliases} && newaliases && chmod 0644 ${PATHS.tlsKey} && rm ${PATHS.virtualAliases}`);
         const check = timed("preview --refresh --expect-no-changes --diff, three files drifted", ["preview", "--refresh", "--expect-no-changes", "--diff"], "nonzero");
+        showDrift("three files drifted", check.stdout + check.stderr);
         for (const path of [PATHS.aliases, PATHS.tlsKey, PATHS.virtualAliases]) assert.ok(check.stdout.includes(path), `${path} named:\n${check.stdout}`);
         assert.match(check.stdout, /mode\s*:\s*"0644"\s*=>\s*"0600"/, "the key's mode, from what it is to what it gets");
         assert.deepEqual(plannedAfterRefresh(), {
@@ -141,6 +146,9 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
     test("postfix purged and /etc/postfix removed: up --refresh installs and configures it again, and verify passes", () => {
         hostOk(name, "postfix stop >/dev/null 2>&1 || true; DEBIAN_FRONTEND=noninteractive apt-get purge -q -y postfix postfix-doc >/dev/null; rm -rf /etc/postfix");
         assert.notEqual(hostSh(name, "command -v postconf").status, 0, "postfix is gone");
+        const check = timed("preview --refresh --expect-no-changes --diff, postfix purged", ["preview", "--refresh", "--expect-no-changes", "--diff"], "nonzero");
+        showDrift("postfix purged", check.stdout + check.stderr);
+        assert.match(check.stdout, /postfix\s*:\s*"missing"\s*=>\s*"installed"/, "the package named");
         const up = timed("up --refresh, postfix purged", ["up", "--refresh", "--yes", "--skip-preview"]);
         assert.match(up.stdout, /mx-install/, "the install step ran again");
         assert.equal(hostOk(name, `cat ${PATHS.mainCf}`), mainCf, "main.cf byte for byte as deployed");
