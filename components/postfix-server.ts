@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { fingerprint, parseHostKey } from "./core/known-hosts";
 import { HostKeyError, trustedHostKey } from "./host-key";
 import { CertificateAuthority } from "./certificate-authority";
-import { ExpectedFile, expectedFacts, withRepairCount } from "./core/drift";
+import { expectedFacts, managedFiles, withRepairCount } from "./core/drift";
 import { ServerState } from "./server-state";
 import { shellBundle, shellFile } from "./shell-files";
 import {
@@ -140,7 +140,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         const packages = packagesFor(settings.relayHost?.username !== undefined, settings.submission);
         const logins = settings.submission && mailPasswords;
         const repairs = readsServerOnRefresh
-            ? this.serverState(name, settings, ssh, trusted.hostKey, args, { key: key.privateKeyPem, cert: cert.certPem, packages, logins: !!logins })
+            ? this.serverState(name, settings, connection, trusted.hostKey, ssh, { key: key.privateKeyPem, cert: cert.certPem, packages, logins: !!logins })
             : pulumi.output({} as Record<string, number>);
 
         // The host scripts, copied once per version into a folder named by their hash: every other
@@ -256,39 +256,20 @@ export class PostfixServer extends pulumi.ComponentResource {
     }
 
     /** The ServerState of this server: the facts every step leaves behind, by path and name, with the step that makes each. */
-    private serverState(name: string, settings: Settings, ssh: SshSettings, hostKey: string, args: PostfixServerArgs,
+    private serverState(name: string, settings: Settings, connection: command.types.input.remote.ConnectionArgs, hostKey: string, ssh: SshSettings,
         made: { key: pulumi.Output<string>; cert: pulumi.Output<string>; packages: string[]; logins: boolean }): pulumi.Output<Record<string, number>> {
-        const file = (step: string, managed: ManagedFile, content?: string) => ({
-            path: managed.path, step, mode: managed.mode, owner: managed === MANAGED_FILES.mailPasswords ? "root:dovecot" : "root:root",
-            ...(content === undefined ? {} : { sha256: sha256(content) }),
-        });
-        const relay = settings.relayHost;
         // The key's digest is no secret (nothing about the key can be learnt from it): the file
         // shows by path in a preview instead of the whole list as [secret].
-        const files: pulumi.Output<ExpectedFile[]> = pulumi.all([pulumi.unsecret(made.key), made.cert]).apply(([keyPem, certPem]) => [
-            file("tls-key", MANAGED_FILES.tlsKey, keyPem),
-            file("tls-cert", MANAGED_FILES.tlsCert, certPem),
-            file("mailname", MANAGED_FILES.mailname, renderMailname(settings)),
-            file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings)),
-            file("aliases", MANAGED_FILES.aliases, renderAliases(settings)),
-            // Made on the host (our services in Debian's master.cf, the password hashes) or holding
-            // a password: mode and owner only. main.cf: its parameters, below.
-            file("main-cf", MANAGED_FILES.mainCf),
-            file("master-cf", MANAGED_FILES.masterCf),
-            ...(relay?.username ? [file("sasl-passwd", MANAGED_FILES.saslPasswd)] : []),
-            ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem)] : []),
-            ...(made.logins ? [file("dovecot-conf", MANAGED_FILES.dovecotConf), file("mail-passwords", MANAGED_FILES.mailPasswords)] : []),
-        ]);
+        const files = pulumi.all([pulumi.unsecret(made.key), made.cert])
+            .apply(([keyPem, certPem]) => managedFiles(settings, { keyPem, certPem, logins: made.logins }));
         const expected = files.apply((list) => expectedFacts(settings, {
             scriptsDir: `${PATHS.stateDir}/scripts/${shellBundle().hash}`, files: list, packages: made.packages,
             services: ["postfix", ...(made.logins ? ["dovecot"] : [])],
         }));
-        const privateKey = ssh.privateKeyPath === undefined ? args.sshPrivateKey : readFileSync(expandHome(ssh.privateKeyPath), "utf8");
         const state = new ServerState(`${name}-server-state`, {
             connection: {
                 host: ssh.host, port: ssh.port, user: ssh.user, hostKey,
-                privateKey: privateKey === undefined ? undefined : pulumi.secret(privateKey),
-                privateKeyPassword: args.sshPrivateKeyPassword === undefined ? undefined : pulumi.secret(args.sshPrivateKeyPassword),
+                privateKey: connection.privateKey, privateKeyPassword: connection.privateKeyPassword,
                 perDialTimeout: ssh.perDialTimeout, dialErrorLimit: ssh.dialErrorLimit,
             },
             fileSteps: files.apply((list) => Object.fromEntries(list.map((f) => [f.path, f.step]))),

@@ -4,11 +4,11 @@
 // - create and update touch nothing on the host; they record the expected facts;
 // - read (refresh) opens one SSH connection and runs components/shell/server-read.sh; when the
 //   host differs from what was deployed, the facts in the state become what it has, so the next
-//   preview shows each drifted file (by path) and main.cf parameter;
-// - check (the next preview or up) counts one more repair for each drifted step: the count is
-//   part of that step's command, so exactly those steps run again (then the service step's
-//   reload, deploy check and rollback, as for any change). A refresh that finds nothing changes
-//   nothing, and the next up opens no SSH connection.
+//   preview shows each drifted file (by path) and main.cf parameter, and each step that puts a
+//   drifted thing back is counted once more: the count is part of that step's command, so the
+//   next up runs exactly those steps again (then the service step's reload, deploy check and
+//   rollback, as for any change). A refresh that finds nothing changes nothing, and the next up
+//   opens no SSH connection.
 // The provider's functions are serialized into the state and run in Pulumi's dynamic provider
 // process: they use only what this module captures (the pure core, the read script's text, node-ssh).
 import * as pulumi from "@pulumi/pulumi";
@@ -40,7 +40,7 @@ interface StateInputs extends ServerFacts {
 }
 
 interface StateOutputs extends StateInputs {
-    /** The facts the last create or update recorded: what a refresh compares the host with. */
+    /** The facts the last create or update recorded: what a refresh compares the host with, and counts repairs from. */
     deployed: ServerFacts;
     /** The versions on the host, recorded by a refresh that found drift. */
     versions?: ServerVersions;
@@ -79,13 +79,10 @@ const canonical = (value: unknown) => JSON.stringify(value, (_key, v) => v && ty
     ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v);
 
 const serverStateProvider: pulumi.dynamic.ResourceProvider = {
-    async check(olds: Partial<StateOutputs>, news: StateInputs) {
-        // After a refresh that saw drift, the old inputs are what the host had, beside what was
-        // deployed: each step that would put a drifted thing back is counted once more.
-        const repairs = olds.deployed
-            ? bumpRepairs(olds.repairs ?? {}, driftedSteps(olds.deployed, factsOf(olds), olds.fileSteps ?? news.fileSteps, PATHS.mainCf))
-            : olds.repairs ?? {};
-        return { inputs: { ...news, repairs } };
+    async check(olds: Partial<StateInputs>, news: StateInputs) {
+        // The counts are the state's: the program cannot know them. A refresh that saw drift
+        // raised them (see read).
+        return { inputs: { ...news, repairs: olds.repairs ?? {} } };
     },
 
     async create(inputs: StateInputs) {
@@ -107,12 +104,14 @@ const serverStateProvider: pulumi.dynamic.ResourceProvider = {
         const observed = observedFacts(props.deployed, read);
         // Nothing drifted (or nothing changed since the last refresh): the state stays as it is.
         if (canonical(factsOf(props)) === canonical(observed)) return { id, props };
-        const { deployed, connection, fileSteps, repairs } = props;
+        // Each step that would put a drifted thing back is counted once more (from the counts of
+        // the last up: a second refresh that sees the same drift counts nothing more).
+        const repairs = bumpRepairs(props.repairs ?? {}, driftedSteps(props.deployed, observed, props.fileSteps, PATHS.mainCf));
         return {
             id,
             props: { ...props, ...observed, versions: read.versions },
             // The host's facts as the inputs too: the next preview shows them against the program's.
-            inputs: { connection, fileSteps, repairs, ...observed, deployed },
+            inputs: { connection: props.connection, fileSteps: props.fileSteps, repairs, ...observed },
         };
     },
 };

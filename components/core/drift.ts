@@ -1,8 +1,11 @@
 // Drift: what a deployed server must look like (from the settings and the rendered files), what a
 // refresh read there (components/shell/server-read.sh), and which steps must run again to put it
 // back. Pure: the host's side arrives as the text the read script prints.
+import { createHash } from "node:crypto";
 import { mainCfDrift, parsePostconf } from "./checks";
+import { renderAliases, renderMailname, renderVirtualAliases } from "./files";
 import { formatValue, mainCfParameters } from "./main-cf";
+import { MANAGED_FILES, ManagedFile } from "./scripts";
 import type { Settings } from "./settings";
 
 /** A managed file as it is (or must be): its content's digest when the workstation knows the content, its mode and owner. */
@@ -39,6 +42,31 @@ export interface ExpectedFile {
     sha256?: string;
     mode: string;
     owner: string;
+}
+
+/**
+ * The files the steps write, each with its step: the digest where the workstation knows the
+ * content. Made on the host (our services in Debian's master.cf, the password hashes) or holding a
+ * password: mode and owner only. main.cf: its parameters instead (expectedMainCf).
+ */
+export function managedFiles(settings: Settings, made: { keyPem: string; certPem: string; logins: boolean }): ExpectedFile[] {
+    const file = (step: string, managed: ManagedFile, content?: string): ExpectedFile => ({
+        path: managed.path, step, mode: managed.mode, owner: managed === MANAGED_FILES.mailPasswords ? "root:dovecot" : "root:root",
+        ...(content === undefined ? {} : { sha256: createHash("sha256").update(content).digest("hex") }),
+    });
+    const relay = settings.relayHost;
+    return [
+        file("tls-key", MANAGED_FILES.tlsKey, made.keyPem),
+        file("tls-cert", MANAGED_FILES.tlsCert, made.certPem),
+        file("mailname", MANAGED_FILES.mailname, renderMailname(settings)),
+        file("virtual-aliases", MANAGED_FILES.virtualAliases, renderVirtualAliases(settings)),
+        file("aliases", MANAGED_FILES.aliases, renderAliases(settings)),
+        file("main-cf", MANAGED_FILES.mainCf),
+        file("master-cf", MANAGED_FILES.masterCf),
+        ...(relay?.username ? [file("sasl-passwd", MANAGED_FILES.saslPasswd)] : []),
+        ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem)] : []),
+        ...(made.logins ? [file("dovecot-conf", MANAGED_FILES.dovecotConf), file("mail-passwords", MANAGED_FILES.mailPasswords)] : []),
+    ];
 }
 
 /** What the steps that run after install must see; the main.cf parameters without Debian's level. */
