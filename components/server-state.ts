@@ -13,7 +13,7 @@
 // process: they use only what this module captures (the pure core, the read script's text, node-ssh).
 import * as pulumi from "@pulumi/pulumi";
 import {
-    bumpRepairs, differingFacts, driftedSteps, factsOf, observedFacts, parseServerRead, readRequest, ServerFacts, ServerVersions,
+    bumpRepairs, canonical, differingFacts, driftedSteps, factsOf, observedFacts, parseServerRead, readRequest, ServerFacts, ServerVersions,
 } from "./core/drift";
 import { PATHS } from "./core/paths";
 import { shellFile } from "./shell-files";
@@ -74,9 +74,6 @@ async function readServer(c: ServerConnection, expected: ServerFacts) {
     }
     throw new Error(`${c.host} port ${c.port}: no SSH connection after ${c.dialErrorLimit} attempts: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
 }
-
-const canonical = (value: unknown) => JSON.stringify(value, (_key, v) => v && typeof v === "object" && !Array.isArray(v)
-    ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v);
 
 const serverStateProvider: pulumi.dynamic.ResourceProvider = {
     async check(olds: Partial<StateInputs>, news: StateInputs) {

@@ -182,7 +182,7 @@ export function observedFacts(expected: ServerFacts, read: ServerRead): ServerFa
 }
 
 /** JSON with sorted keys: two facts are the same when their texts are. */
-function canonical(value: unknown): string {
+export function canonical(value: unknown): string {
     return JSON.stringify(value, (_key, v) => v && typeof v === "object" && !Array.isArray(v)
         ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v);
 }
