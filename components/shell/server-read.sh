@@ -17,7 +17,8 @@ set -f
 
 running() { # pid file
     [ -s "$1" ] || return 1
-    pid=$(sed -n '1s/[[:space:]]//gp' "$1")
+    # Postfix pads its pid with spaces, Dovecot does not.
+    pid=$(sed -n '1{s/[[:space:]]//g;p;}' "$1")
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 

@@ -134,8 +134,12 @@ test("server-read.sh reads files, packages, users and services, and changes noth
     const bin = join(dir, "bin");
     spawnSync("mkdir", [bin]);
     writeFileSync(join(bin, "dpkg-query"), "#!/bin/sh\nfor last; do :; done\n[ \"$last\" = postfix ] && printf 'install ok installed'\nexit 0\n", { mode: 0o755 });
+    // postfix "runs" as this test's process: its pid file as Dovecot writes one, without Postfix's padding.
+    spawnSync("mkdir", ["-p", join(dir, "queue", "pid")]);
+    writeFileSync(join(dir, "queue", "pid", "master.pid"), `${process.pid}\n`);
+    writeFileSync(join(bin, "postconf"), `#!/bin/sh\necho ${join(dir, "queue")}\n`, { mode: 0o755 });
     const request = [`dir ${dir}`, `dir ${join(dir, "none")}`, `file ${file}`, `file ${join(dir, "none")}`, "package postfix", "package dovecot-core",
-        "user root", "user no-such-user-here", "service dovecot", ""].join("\n");
+        "user root", "user no-such-user-here", "service postfix", "service dovecot", ""].join("\n");
     const r = spawnSync("sh", ["-c", shellFile("server-read.sh")], { input: request, encoding: "utf8", env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` } });
     assert.equal(r.status, 0, r.stderr);
     const read = parseServerRead(r.stdout);
@@ -145,7 +149,7 @@ test("server-read.sh reads files, packages, users and services, and changes noth
     assert.equal(read.files[join(dir, "none")], undefined);
     assert.deepEqual(read.packages, { postfix: true, "dovecot-core": false });
     assert.deepEqual(read.users, { root: true, "no-such-user-here": false });
-    assert.deepEqual(read.services, { dovecot: false });
+    assert.deepEqual(read.services, { postfix: true, dovecot: false }, "a pid file with or without padding");
     assert.match(read.versions.debianRelease, /\S/);
     const bad = spawnSync("sh", ["-c", shellFile("server-read.sh")], { input: "rm /\n", encoding: "utf8" });
     assert.equal(bad.status, 1);
