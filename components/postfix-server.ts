@@ -8,6 +8,8 @@ import { fingerprint, parseHostKey } from "./core/known-hosts";
 import { HostKeyError, trustedHostKey } from "./host-key";
 import { CertificateAuthority } from "./certificate-authority";
 import { dovecotSteps } from "./dovecot";
+import { expectedFacts, managedFiles, withRepairCount } from "./core/drift";
+import { ServerState } from "./server-state";
 import { shellBundle, shellFile } from "./shell-files";
 import {
     renderAliases, renderMailname, renderMasterServices, renderPreseed, renderSaslPasswd, renderVirtualAliases,
@@ -134,13 +136,21 @@ export class PostfixServer extends pulumi.ComponentResource {
             addPreviousOutputInEnv: false,
         }, parent);
 
+        // What the server must look like, read back by `pulumi refresh`; each step's repair count
+        // (how often a refresh saw its part drift) is part of its command, so the next up runs
+        // exactly the drifted steps again. Not in the component package (see readsServerOnRefresh).
+        const packages = packagesFor(settings.relayHost?.username !== undefined, settings.submission, settings.imap);
+        const repairs = readsServerOnRefresh
+            ? this.serverState(name, settings, connection, trusted.hostKey, ssh, { key: key.privateKeyPem, cert: cert.certPem, packages, logins: settings.submission && mailPasswords !== undefined })
+            : pulumi.output({} as Record<string, number>);
+
         // The host scripts, copied once per version into a folder named by their hash: every other
         // step runs its script there by path, so a failure shows the step's own lines, not a script.
         const bundle = shellBundle();
         const scriptsDir = `${PATHS.stateDir}/scripts/${bundle.hash}`;
         const scripts = new command.remote.Command(`${name}-scripts`, {
             connection,
-            create: remoteCommand(shellFile("install-scripts.sh"), ssh.user, "sh", ["install", scriptsDir]),
+            create: repairs.apply((r) => withRepairCount(remoteCommand(shellFile("install-scripts.sh"), ssh.user, "sh", ["install", scriptsDir]), r.scripts)),
             stdin: bundle.text,
             delete: remoteCommand(shellFile("install-scripts.sh"), ssh.user, "sh", ["remove", scriptsDir]),
             addPreviousOutputInEnv: false,
@@ -153,7 +163,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         const step = (stepName: string, body: Body, dependsOn: pulumi.Resource[]) =>
             new command.remote.Command(`${name}-${stepName}`, {
                 connection,
-                create: pulumi.output(body.args ?? []).apply((args) => remoteScript(`${scriptsDir}/${body.script}`, ssh.user, body.shell, args)),
+                create: pulumi.all([body.args ?? [], repairs]).apply(([args, r]) => withRepairCount(remoteScript(`${scriptsDir}/${body.script}`, ssh.user, body.shell, args), r[stepName])),
                 stdin: body.stdin,
                 delete: body.deleteArgs === undefined ? undefined : remoteScript(`${scriptsDir}/${body.script}`, ssh.user, body.shell, body.deleteArgs),
                 // sshd refuses unknown environment variables, and no step needs its previous output.
@@ -161,7 +171,6 @@ export class PostfixServer extends pulumi.ComponentResource {
             }, { ...parent, dependsOn: [reachable, scripts, ...dependsOn] });
 
         // Packages and mail users in one step: every file step needs both, and a step is an SSH session.
-        const packages = packagesFor(settings.relayHost?.username !== undefined, settings.submission, settings.imap);
         const install = step("install", {
             script: "install.sh",
             args: ["install", String(settings.aptLockTimeoutSeconds), PATHS.stateDir, packages.join(" "), settings.mailUsers.join(" ")],
@@ -253,6 +262,41 @@ export class PostfixServer extends pulumi.ComponentResource {
             postfixVersion: this.postfixVersion,
         });
     }
+
+    /** The ServerState of this server: the facts every step leaves behind, by path and name, with the step that makes each. */
+    private serverState(name: string, settings: Settings, connection: command.types.input.remote.ConnectionArgs, hostKey: string, ssh: SshSettings,
+        made: { key: pulumi.Output<string>; cert: pulumi.Output<string>; packages: string[]; logins: boolean }): pulumi.Output<Record<string, number>> {
+        // The key's digest is no secret (nothing about the key can be learnt from it): the file
+        // shows by path in a preview instead of the whole list as [secret].
+        const files = pulumi.all([pulumi.unsecret(made.key), made.cert])
+            .apply(([keyPem, certPem]) => managedFiles(settings, { keyPem, certPem, logins: made.logins }));
+        const expected = files.apply((list) => expectedFacts(settings, {
+            scriptsDir: `${PATHS.stateDir}/scripts/${shellBundle().hash}`, files: list, packages: made.packages,
+            services: ["postfix", ...(made.logins ? ["dovecot"] : [])],
+        }));
+        const state = new ServerState(`${name}-server-state`, {
+            connection: {
+                host: ssh.host, port: ssh.port, user: ssh.user, hostKey,
+                privateKey: connection.privateKey, privateKeyPassword: connection.privateKeyPassword,
+                perDialTimeout: ssh.perDialTimeout, dialErrorLimit: ssh.dialErrorLimit,
+            },
+            fileSteps: files.apply((list) => Object.fromEntries(list.map((f) => [f.path, f.step]))),
+            scripts: expected.scripts, files: expected.files, mainCf: expected.mainCf,
+            packages: expected.packages, users: expected.users, services: expected.services,
+        }, { parent: this });
+        // None before the first check (a mock, or a state written before the counts existed).
+        return state.repairs.apply((counts) => counts ?? {});
+    }
+}
+
+/**
+ * Whether each server gets a ServerState (what `pulumi refresh` reads back). Pulumi runs a dynamic
+ * resource's provider from the program's own node_modules, which a program in another language
+ * (the component package, plugin/) does not have: there it is turned off.
+ */
+let readsServerOnRefresh = true;
+export function hostedAsComponentPackage(): void {
+    readsServerOnRefresh = false;
 }
 
 function validateArgs(args: PostfixServerArgs): { settings: Settings; ssh: SshSettings; relayPassword?: pulumi.Input<string> } {

@@ -14,15 +14,18 @@ export function shellFile(name: string): string {
     return readFileSync(join(SHELL_DIR, name), "utf8");
 }
 
-/** Scripts that run on the workstation, not on the host. */
-const WORKSTATION_SCRIPTS = new Set(["ssh-reachable.sh"]);
+/**
+ * Scripts not copied to the host: the workstation's SSH check, and the refresh's read (sent as
+ * text: it must work on a server that has lost the scripts folder).
+ */
+const NOT_BUNDLED = new Set(["ssh-reachable.sh", "server-read.sh"]);
 
 /**
  * Every host script of components/shell/, as the scripts step hands them to the host: one line each,
  * `NAME BASE64`, and a hash of them all, which names their folder on the host.
  */
 export function shellBundle(): { hash: string; text: string } {
-    const names = readdirSync(SHELL_DIR).filter((name) => name.endsWith(".sh") && !WORKSTATION_SCRIPTS.has(name)).sort();
+    const names = readdirSync(SHELL_DIR).filter((name) => name.endsWith(".sh") && !NOT_BUNDLED.has(name)).sort();
     const text = names.map((name) => `${name} ${readFileSync(join(SHELL_DIR, name)).toString("base64")}\n`).join("");
     return { hash: createHash("sha256").update(text).digest("hex").slice(0, 16), text };
 }

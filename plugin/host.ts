@@ -5,6 +5,7 @@ import { main } from "@pulumi/pulumi/provider";
 import { ComponentProvider } from "@pulumi/pulumi/provider/experimental";
 import { join } from "node:path";
 import { PostfixServer } from "../components";
+import { hostedAsComponentPackage } from "../components/postfix-server";
 import { SECRET_KEYS } from "../components/stack-config";
 
 /** The package's name: resource tokens are `postfix:index:PostfixServer`, as in this project's own program. */
@@ -23,4 +24,6 @@ class PostfixComponentProvider extends ComponentProvider {
     }
 }
 
+// No ServerState here: its dynamic provider would need this package's node_modules beside the program.
+hostedAsComponentPackage();
 main(new PostfixComponentProvider({ name: PACKAGE, dirname: join(__dirname, ".."), components: [PostfixServer] }), process.argv.slice(2));

@@ -10,6 +10,8 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache_root=${PULUMI_POSTFIX_CACHE:-$HOME/.cache/pulumi-postfix}
 
 bin_dir=$(bash "$repo_root/tools/pulumi-engine/build.sh" --quiet --print-bin-dir)
+# The dynamic provider's plugin, which Pulumi's releases ship beside the CLI (the component's ServerState).
+bash "$repo_root/tools/pulumi-engine/dynamic-provider-shim.sh" "$bin_dir"
 
 # Engine binaries first (the language host and providers are then found as
 # "ambient" plugins), then a Node.js of 22 or newer (scripts/node.sh) for the program.

@@ -166,8 +166,17 @@ if [ ! -e "$kept" ] && [ ! -e "$kept.absent" ]; then
     (umask 077; mkdir -p "$state/original")
     if [ -f "$dest" ]; then cp -p "$dest" "$kept"; else : >"$kept.absent"; fi
 fi
+if [ "$kind" = mail-passwords ]; then owner=root:dovecot; else owner=root:root; fi
 if [ -f "$dest" ] && cmp -s "$new" "$dest"; then
-    echo "unchanged: $dest"
+    if [ "$(stat -c '%a %U:%G' "$dest")" = "${mode#0} $owner" ]; then
+        echo "unchanged: $dest"
+        exit 0
+    fi
+    # The content is right and only its mode or owner drifted (a key made readable by all): set
+    # them back in place. Nothing reads the file's mode again, so nothing reloads.
+    chmod "$mode" "$dest"
+    chown "$owner" "$dest"
+    echo "changed: $dest (mode $mode, owner $owner set again) at $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     exit 0
 fi
 
@@ -194,7 +203,7 @@ case "$kind" in
         fi ;;
 esac
 chmod "$mode" "$new"
-if [ "$kind" = mail-passwords ]; then chown 0:dovecot "$new"; else chown 0:0 "$new"; fi
+chown "$owner" "$new"
 # Credentials are not rolled back (see above).
 if [ "$kind" != sasl-passwd ] && [ "$kind" != mail-passwords ]; then
     (umask 077; mkdir -p "$state/good")

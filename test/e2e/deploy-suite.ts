@@ -153,7 +153,8 @@ export function deploySuite(suite: "bookworm" | "trixie", subnet: string, user: 
         test("a new message size limit re-runs only main.cf and the service step, and reloads", () => {
             const pid = masterPid(name);
             stack.configure(config({ messageSizeLimit: 10485760 }));
-            assert.deepEqual(stack.plannedChanges(), { "mx-ssh-reachable": "replace", "mx-main-cf": "update", "mx-service": "update" }, "SSH checked first, then the two steps");
+            assert.deepEqual(stack.plannedChanges(), { "mx-ssh-reachable": "replace", "mx-server-state": "update", "mx-main-cf": "update", "mx-service": "update" },
+                "SSH checked first, the expected main.cf recorded (no SSH), then the two steps");
             const diff = stack.ok(["preview", "--diff"]).stdout;
             console.log(diff.split("\n").filter((l) => /message_size_limit|[~±] .*Command/.test(l)).map((l) => `# ${l}`).join("\n"));
             assert.match(diff, /-\s*message_size_limit = 52428800/, "the diff shows the old value");

@@ -53,6 +53,8 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
         assert.match(plugins, /^tls\s+resource\s+5\.5\.1\s/m);
         const bin = execFileSync("bash", [join(REPO, "tools", "pulumi-engine", "build.sh"), "--quiet", "--print-bin-dir"], { encoding: "utf8" }).trim();
         assert.equal(execFileSync(join(bin, "pulumi-language-nodejs"), ["-version"], { encoding: "utf8" }).trim(), "v3.259.0");
+        // The dynamic provider's plugin (ServerState), from the SDK module of the CLI's version, as Pulumi's releases ship it.
+        assert.match(readFileSync(join(bin, "pulumi-resource-pulumi-nodejs"), "utf8"), /^#!\/bin\/sh\n.*require\.resolve\('@pulumi\/pulumi\/cmd\/dynamic-provider'\)/);
         // pulumi-language-yaml has no version flag: the engine asks the running host (GetPluginInfo).
         accessSync(join(bin, "pulumi-language-yaml"), constants.X_OK);
         assert.match(yaml.ok(["about"], { global: true }).stdout, /^language\s+yaml\s+1\.37\.1-0\.20260717123218-294c561f47f4\s*$/m);
@@ -66,9 +68,9 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
             if (stack === lab) ["ana", "ops"].forEach((user, i) => stack.setSecret(`postfix:mailPasswords.${user}`, passwords[i]));
             const steps = stack === lab ? [...STEPS, "dovecot-conf", "mail-passwords"] : STEPS;
             const preview = stack.ok(["preview", "--diff"]);
-            // The steps, plus the stack, the component, and the key and certificate @pulumi/tls makes
+            // The steps, plus the stack, the component, its ServerState, and the key and certificate @pulumi/tls makes
             // (lab: also the authority's key and certificate, and the certificate request it signs).
-            assert.match(preview.stdout, new RegExp(`\\+ ${steps.length + 4 + (stack === lab ? 3 : 0)} to create`));
+            assert.match(preview.stdout, new RegExp(`\\+ ${steps.length + 5 + (stack === lab ? 3 : 0)} to create`));
             // Each step planned as a create of its own: the create line, then its URN ending in the step's name
             // (the SSH check runs on the workstation: a local command).
             for (const step of steps) {
@@ -77,12 +79,12 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
             }
             assert.doesNotMatch(preview.stdout + preview.stderr, /warning:/);
             for (const password of passwords) assert.ok(!(preview.stdout + preview.stderr).includes(password), "no password in the preview");
-            // The host key comes from the user's known_hosts: every step's own connection verifies it
+            // The host key comes from the user's known_hosts: every step's own connection verifies it, and a refresh's read
             // (the connection is secret: only a preview with --show-secrets shows it).
             const known = execFileSync("ssh-keygen", ["-F", server === "server" ? "192.168.1.100" : "10.20.0.25", "-f", join(user.HOME, ".ssh", "known_hosts")], { encoding: "utf8" })
                 .split("\n")[1].split(" ").slice(1).join(" ");
             const shown = stack.ok(["preview", "--diff", "--show-secrets"]).stdout;
-            assert.equal(shown.split("\n").filter((l) => /^hostKey\s*: "/.test(l.trim()) && l.trim().endsWith(` "${known}"`)).length, steps.length - 1, "one per remote step");
+            assert.equal(shown.split("\n").filter((l) => /^hostKey\s*: "/.test(l.trim()) && l.trim().endsWith(` "${known}"`)).length, steps.length, "one per remote step, and the ServerState's read");
         });
     }
 

@@ -399,7 +399,7 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         assert.match(failures["main.cf drift"] ?? "", /message_size_limit: expected "52428800", seen "1234"/);
         assert.match(failures["main.cf drift"], /smtpd_client_restrictions: expected "permit_mynetworks, reject", seen "permit"/);
         assert.match(failures["size limit"] ?? "", /SIZE 1234/);
-        // The engine keeps no copy of the host: drift is verify's business, not preview's.
+        // A plain preview reads nothing from the host (a refresh does: test/e2e/drift.test.ts).
         assert.equal(stack.run(["preview", "--expect-no-changes"]).status, 0);
 
         stack.configure(config({ aptLockTimeoutSeconds: lock, messageSizeLimit: 10485760 }));

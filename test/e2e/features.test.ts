@@ -88,6 +88,11 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
         }
     });
 
+    test("a refresh of a server with port 587 finds nothing: Dovecot seen running, its files as deployed", () => {
+        const check = stack.run(["preview", "--refresh", "--expect-no-changes", "--diff"]);
+        assert.equal(check.status, 0, `${check.stdout}\n${check.stderr}`);
+    });
+
     test("virtual aliases: addresses of other domains reach local users; unknown ones there are refused", async () => {
         const info = `virtual ${randomUUID()}`;
         assert.ok(queued(send(address, lanClient, "info@shop.test", info)));

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { eventually, hostDown, hostOk, HostInfo, hostUp, postfixInstallWindow } from "./support/host";
+import { eventually, hostDown, hostOk, HostInfo, hostUp, postfixInstallWindow, sshLogins } from "./support/host";
 import { Stack } from "./support/pulumi";
 import { replies, starttlsFingerprint, swaks } from "./support/smtp";
 
@@ -77,9 +77,22 @@ describe("one stack, two hosts: deployed in parallel, outputs per host", { timeo
     test("a change to one server's option touches only that server", () => {
         stack.configure(config(10485760));
         const planned = Object.keys(stack.plannedChanges()).sort();
-        assert.deepEqual(planned, ["beta-main-cf", "beta-service", "beta-ssh-reachable"]);
+        assert.deepEqual(planned, ["beta-main-cf", "beta-server-state", "beta-service", "beta-ssh-reachable"]);
         stack.up();
         assert.equal(hostOk("e2e-fleet-beta", "postconf -h message_size_limit").trim(), "10485760");
         assert.equal(hostOk("e2e-fleet-alpha", "postconf -h message_size_limit").trim(), "52428800");
+    });
+
+    test("a refresh reads each server (Debian 12 and 13) over one SSH connection and finds nothing; the next up opens none", () => {
+        const logins = () => SERVERS.map(({ host }) => sshLogins(hosts.get(host)!));
+        const before = logins();
+        const refresh = stack.ok(["refresh", "--yes", "--skip-preview"]);
+        assert.deepEqual(logins().map((n, i) => n - before[i]), [1, 1], "one connection per server");
+        console.log(`# refresh of two servers, nothing drifted: ${refresh.seconds.toFixed(1)} s (${new Date().toISOString().slice(0, 10)})`);
+        const check = stack.run(["preview", "--refresh", "--expect-no-changes"]);
+        assert.equal(check.status, 0, check.stdout + check.stderr);
+        const read = logins();
+        stack.up();
+        assert.deepEqual(logins(), read, "the next up opens no SSH connection");
     });
 });

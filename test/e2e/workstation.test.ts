@@ -173,13 +173,16 @@ describe("the README's quick start, as written, by an unprivileged user", { time
 
         // What the user installed (README, Requirements): Pulumi (CLI and language host in ~/.pulumi/bin), Node 22+, an SSH key.
         execFileSync("useradd", ["--create-home", "--shell", "/bin/bash", user]);
+        // What the user installed: Pulumi (CLI, language host and dynamic provider plugin in
+        // ~/.pulumi/bin, as Pulumi's releases ship them), Node 22+, an SSH key.
         const engine = execFileSync("bash", [join(REPO, "tools", "pulumi-engine", "build.sh"), "--quiet", "--print-bin-dir"], { encoding: "utf8" }).trim();
+        execFileSync("bash", [join(REPO, "tools", "pulumi-engine", "dynamic-provider-shim.sh"), engine]);
         const node = execFileSync("bash", [join(REPO, "scripts", "node.sh"), "--print-bin-dir"], { encoding: "utf8" }).trim();
         // No public repository: the URL of step 1 is a copy of this checkout that the user owns (git refuses a repository owned by another user).
         execFileSync("sh", ["-euc", `
             for d in .pulumi .pulumi/bin .local .local/node .local/node/bin plugins; do install -d -o ${user} -g ${user} ${home}/$d; done
             install -d -m 0700 -o ${user} -g ${user} ${home}/.ssh
-            install -o ${user} -g ${user} "$1"/pulumi "$1"/pulumi-language-nodejs ${home}/.pulumi/bin/
+            install -o ${user} -g ${user} "$1"/pulumi "$1"/pulumi-language-nodejs "$1"/pulumi-resource-pulumi-nodejs ${home}/.pulumi/bin/
             install -o ${user} -g ${user} "$1"/pulumi-resource-command "$1"/pulumi-resource-tls ${home}/plugins/
             install -o ${user} -g ${user} "$2"/node ${home}/.local/node/bin/
             git clone -q --bare "$3" ${home}/origin.git

@@ -95,6 +95,7 @@ test("the graph: steps, their order, their parent", async () => {
         "command:remote:Command server-tls-key",
         "command:remote:Command server-virtual-aliases",
         "postfix:index:PostfixServer server",
+        "pulumi-nodejs:dynamic/postfix:ServerState server-server-state",
         "tls:index/privateKey:PrivateKey server-tls-key",
         "tls:index/selfSignedCert:SelfSignedCert server-tls-cert",
     ]);
@@ -140,6 +141,25 @@ test("the graph: steps, their order, their parent", async () => {
     assert.equal(fingerprint, execFileSync("openssl", ["x509", "-noout", "-fingerprint", "-sha256", "-in", join(dir, "cert.pem")], { encoding: "utf8" }).trim().split("=")[1]);
     assert.equal(parameters.message_size_limit, "52428800");
     assert.equal(parameters.compatibility_level, "3.6", "kept from the host");
+    // What a refresh reads back: every managed file by path, with the step that writes it; the
+    // digest where the workstation knows the content; main.cf by parameter (Debian's level aside).
+    const state = registered.find((r) => r.name === "server-server-state")!;
+    assert.deepEqual(state.inputs.fileSteps, {
+        "/etc/ssl/private/server.key.insecure": "tls-key", "/etc/ssl/certs/server.crt": "tls-cert", "/etc/mailname": "mailname",
+        "/etc/postfix/virtual": "virtual-aliases", "/etc/aliases": "aliases", "/etc/postfix/main.cf": "main-cf", "/etc/postfix/master.cf": "master-cf",
+    });
+    const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+    assert.deepEqual(state.inputs.files["/etc/mailname"], { sha256: sha("home.lan\n"), mode: "0644", owner: "root:root" });
+    assert.deepEqual(state.inputs.files["/etc/ssl/private/server.key.insecure"], { sha256: sha(TLS_KEY), mode: "0600", owner: "root:root" });
+    assert.ok(!isSecret(state.inputs.files), "files show by path in a preview, not as [secret]");
+    assert.deepEqual(state.inputs.files["/etc/postfix/master.cf"], { mode: "0644", owner: "root:root" }, "made on the host: no digest");
+    assert.equal(state.inputs.mainCf.message_size_limit, "52428800");
+    assert.equal(state.inputs.mainCf.compatibility_level, undefined, "Debian's level is the host's");
+    assert.deepEqual(state.inputs.packages, { "postfix": "installed", "postfix-doc": "installed" });
+    assert.deepEqual(state.inputs.users, { fribeiro: "present" });
+    assert.deepEqual(state.inputs.services, { postfix: "running" });
+    assert.deepEqual(state.inputs.scripts, { [folder!]: "present" });
+    assert.equal(plain(state.inputs.connection).hostKey, HOST_KEY, "the read verifies the steps' host key");
 });
 
 test("secrets: the TLS key and the SSH key are secret, and never in a command line", async () => {
@@ -156,6 +176,9 @@ test("secrets: the TLS key and the SSH key are secret, and never in a command li
     assert.ok(isSecret(keyStep.inputs.stdin), "the TLS key travels as a secret on stdin");
     assert.equal(plain(keyStep.inputs.stdin), TLS_KEY);
     assert.ok(plain(commands.find((c) => c.name === "server-tls-key")!.inputs.connection).privateKey.includes("SSH-KEY-MATERIAL"));
+    const state = registered.find((r) => r.name === "server-server-state")!;
+    assert.ok(isSecret(state.inputs.connection) || isSecret(state.inputs.connection.privateKey), "the refresh's SSH key is secret, as the steps' is");
+    assert.ok(!JSON.stringify({ ...state.inputs, connection: undefined }).includes("SSH-KEY-MATERIAL"));
     const mainCf = commands.find((c) => c.name === "server-main-cf")!;
     assert.ok(!isSecret(mainCf.inputs.stdin), "main.cf stays readable in preview --diff");
     assert.match(mainCf.inputs.stdin, /^inet_interfaces = 127\.0\.0\.1, 192\.168\.1\.100$/m);

@@ -1,7 +1,7 @@
 // The host scripts: shellcheck-clean, and the one write-if-differs mechanism run for real with sh.
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { AddressInfo, createServer, Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -385,6 +385,15 @@ test("write-if-differs: writes, keeps the previous file (not for secrets), reque
 
     const again = run("one\n");
     assert.match(again.stdout, /^unchanged: /m);
+
+    // Same content, but made readable by all (drift): the mode is set back in place; nothing reloads.
+    chmodSync(file.path, 0o644);
+    rmSync(join(state, "reload"));
+    const mode = run("one\n");
+    assert.match(mode.stdout, /^changed: .*secret\.key \(mode 0600, owner root:root set again\) at /m);
+    assert.equal(statSync(file.path).mode & 0o777, 0o600);
+    assert.ok(!existsSync(join(state, "reload")), "a mode needs no reload");
+    assert.match(run("one\n").stdout, /^unchanged: /m);
 
     const second = run("two\n");
     assert.match(second.stdout, /^changed: /m);

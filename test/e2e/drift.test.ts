@@ -1,0 +1,160 @@
+// Drift, the Pulumi way, on one deployed Debian 12 host: a hand edit that opens the relay, files
+// changed or removed, postfix purged. `pulumi refresh` reads the server (ServerState, one SSH
+// connection), the next preview names what drifted, and the next `up` runs exactly the drifted
+// steps again. Plain `up` and `preview` read nothing. Only loopback addresses (127.0.27.x,
+// outsider 127.0.99.27); outbound mail is held, and relay attempts quit after RCPT.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import { PATHS } from "../../components/core/paths";
+import { mxConfig } from "./support/config";
+import { hostDown, hostOk, hostSh, HostInfo, hostUp, sshLogins } from "./support/host";
+import { Stack } from "./support/pulumi";
+import { replies, swaks } from "./support/smtp";
+
+const name = "drift-mx";
+const subnet = "127.0.27";
+const address = `${subnet}.2`;
+const lanClient = `${subnet}.50`;
+const outsider = "127.0.99.27";
+
+/** The server's reply to a relay attempt from the outsider (RCPT to another domain); swaks quits after it. */
+function outsiderRelayReply(): string {
+    const dialogue = swaks(address, outsider, ["--ehlo", "mail.example.invalid", "--from", "x@example.invalid", "--to", "victim@example.invalid", "--quit-after", "RCPT"]);
+    const lines = dialogue.transcript.split("\n");
+    const asked = lines.findIndex((l) => /^\s*-> RCPT TO:/.test(l));
+    const answer = replies({ status: dialogue.status, transcript: lines.slice(asked + 1).join("\n") })[0];
+    assert.ok(asked >= 0 && answer, `no reply to RCPT:\n${dialogue.transcript}`);
+    return answer;
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+const fileDigest = (path: string) => sha256(hostOk(name, `cat ${path}`));
+
+describe("drift: pulumi refresh reads the server, the next up repairs exactly what drifted", { timeout: 25 * 60_000 }, () => {
+    const stack = new Stack(name);
+    let host: HostInfo;
+    /** main.cf as the deployment wrote it. */
+    let mainCf = "";
+    const timings: string[] = [];
+
+    /** Runs pulumi and records how long it took and how many SSH logins it made. */
+    const timed = (label: string, args: string[], expectStatus: number | "nonzero" = 0) => {
+        const logins = sshLogins(host);
+        const r = stack.run(args);
+        const opened = sshLogins(host) - logins;
+        timings.push(`${label}: ${r.seconds.toFixed(1)} s, ${opened} SSH logins${r.status === 0 ? "" : `, exit ${r.status}`}`);
+        if (expectStatus === "nonzero") assert.notEqual(r.status, 0, `${label} should fail:\n${r.stdout}\n${r.stderr}`);
+        else assert.equal(r.status, expectStatus, `${label}:\n${r.stdout}\n${r.stderr}`);
+        return { ...r, logins: opened };
+    };
+    /** The steps a preview after a refresh plans, `step -> op` (without the stack's prefix `mx-`). */
+    const plannedAfterRefresh = () => {
+        const r = timed("preview --refresh --json", ["preview", "--refresh", "--json"]);
+        const steps = (JSON.parse(r.stdout).steps ?? []) as Array<{ op: string; urn: string }>;
+        return Object.fromEntries(steps.filter((s) => s.op !== "same" && s.op !== "refresh")
+            .map((s) => [s.urn.split("::").pop()!.replace(/^mx-/, ""), s.op]));
+    };
+    /** The SSH key file's second line (key material) is not in the state in clear. */
+    const keyNotInClear = () => {
+        const material = readFileSync(host.privateKeyPath, "utf8").split("\n")[1];
+        assert.ok(!stack.ok(["stack", "export"]).stdout.includes(material), "the SSH key is encrypted in the state, never in clear");
+    };
+    /** The ServerState's inputs and outputs in the state. */
+    /** What a user sees of the drift in a preview: the ServerState's lines, printed for the docs. */
+    const showDrift = (label: string, preview: string) => console.log(`# ${label}:\n${preview.split("\n")
+        .filter((l) => /ServerState|server-state|Command|mynetworks|\/etc\/|mode|sha256|error|drift|changes/.test(l)).map((l) => `#   ${l}`).join("\n")}`);
+    const serverStateRecord = () => {
+        const resources = JSON.parse(stack.ok(["stack", "export", "--show-secrets"]).stdout).deployment.resources as Array<{ urn: string; inputs: unknown; outputs: unknown }>;
+        const record = resources.find((r) => r.urn.endsWith("::mx-server-state"))!;
+        return { inputs: record.inputs, outputs: record.outputs };
+    };
+
+    before(() => {
+        host = hostUp(name, "bookworm", address);
+        stack.init(mxConfig({ host, subnet }));
+        stack.up();
+        mainCf = hostOk(name, `cat ${PATHS.mainCf}`);
+    });
+    after(() => {
+        console.log(`drift suite timings (${new Date().toISOString().slice(0, 10)}):\n  ${timings.join("\n  ")}`);
+        stack.remove();
+        hostDown(name);
+    });
+
+    test("a clean server: refresh reads it over one SSH connection and changes nothing; the next up opens none", () => {
+        const before = serverStateRecord();
+        const refresh = timed("refresh, no drift", ["refresh", "--yes", "--skip-preview"]);
+        assert.equal(refresh.logins, 1, "one SSH connection for the server");
+        assert.deepEqual(serverStateRecord(), before, "the state is unchanged");
+        const check = timed("preview --refresh --expect-no-changes, no drift", ["preview", "--refresh", "--expect-no-changes"]);
+        assert.equal(check.logins, 1);
+        const up = timed("up, no change", ["up", "--yes", "--skip-preview"]);
+        assert.equal(up.logins, 0, "no SSH connection");
+        keyNotInClear();
+    });
+
+    test("main.cf opened by hand: plain up repairs nothing; refresh, then up, puts it back byte for byte, and the outsider is refused", () => {
+        hostOk(name, "postconf -e mynetworks=0.0.0.0/0 && postfix reload");
+        assert.match(outsiderRelayReply(), /^250 /, "the hand edit opened the relay to the outsider");
+        const plain = timed("up after a hand edit, no refresh", ["up", "--yes", "--skip-preview"]);
+        assert.equal(plain.logins, 0, "plain up reads nothing");
+        assert.match(hostOk(name, "postconf -h mynetworks"), /^0\.0\.0\.0\/0$/m, "so nothing was repaired");
+
+        const check = timed("preview --refresh --expect-no-changes --diff, main.cf drifted", ["preview", "--refresh", "--expect-no-changes", "--diff"], "nonzero");
+        showDrift("main.cf drifted", check.stdout + check.stderr);
+        assert.match(check.stdout, /mynetworks\s*:\s*"0\.0\.0\.0\/0"\s*=>\s*"127\.0\.27\.0\/24"/, `the parameter named, from what the host has to what it gets:\n${check.stdout}`);
+
+        timed("refresh, main.cf drifted", ["refresh", "--yes", "--skip-preview"]);
+        keyNotInClear();
+        assert.deepEqual(plannedAfterRefresh(), { "server-state": "update", "main-cf": "update", "service": "update" }, "exactly main.cf's step, then the reload");
+        timed("up after the refresh", ["up", "--yes", "--skip-preview"]);
+        assert.equal(hostOk(name, `cat ${PATHS.mainCf}`), mainCf, "main.cf byte for byte as deployed");
+        assert.match(outsiderRelayReply(), /^554 5\.7\.1 .*Client host rejected/, "the outsider is refused again");
+        const after = timed("up, no change after the repair", ["up", "--yes", "--skip-preview"]);
+        assert.equal(after.logins, 0);
+    });
+
+    test("main.cf opened by hand again: up --refresh puts it back at once", () => {
+        hostOk(name, "postconf -e mynetworks=0.0.0.0/0 && postfix reload");
+        assert.match(outsiderRelayReply(), /^250 /);
+        timed("up --refresh, main.cf drifted", ["up", "--refresh", "--yes", "--skip-preview"]);
+        assert.equal(hostOk(name, `cat ${PATHS.mainCf}`), mainCf, "main.cf byte for byte as deployed");
+        assert.match(outsiderRelayReply(), /^554 5\.7\.1 .*Client host rejected/);
+        timed("preview --refresh --expect-no-changes after the repair", ["preview", "--refresh", "--expect-no-changes"]);
+    });
+
+    test("aliases edited, the TLS key made readable by all, the virtual map removed: up --refresh runs exactly those steps", () => {
+        const aliases = fileDigest(PATHS.aliases);
+        hostOk(name, `echo 'webmaster: root' >>${PATHS.aliases} && newaliases && chmod 0644 ${PATHS.tlsKey} && rm ${PATHS.virtualAliases}`);
+        const check = timed("preview --refresh --expect-no-changes --diff, three files drifted", ["preview", "--refresh", "--expect-no-changes", "--diff"], "nonzero");
+        showDrift("three files drifted", check.stdout + check.stderr);
+        for (const path of [PATHS.aliases, PATHS.tlsKey, PATHS.virtualAliases]) assert.ok(check.stdout.includes(path), `${path} named:\n${check.stdout}`);
+        assert.match(check.stdout, /mode\s*:\s*"0644"\s*=>\s*"0600"/, "the key's mode, from what it is to what it gets");
+        assert.deepEqual(plannedAfterRefresh(), {
+            "server-state": "update", "aliases": "update", "tls-key": "update", "virtual-aliases": "update", "service": "update",
+        });
+        timed("up --refresh, three files drifted", ["up", "--refresh", "--yes", "--skip-preview"]);
+        assert.equal(fileDigest(PATHS.aliases), aliases, "/etc/aliases as deployed");
+        assert.equal(hostOk(name, `stat -c '%a %U:%G' ${PATHS.tlsKey}`).trim(), "600 root:root", "the key is root's alone again");
+        assert.match(hostOk(name, `cat ${PATHS.virtualAliases}`), /^# Managed by pulumi-postfix/, "the virtual map is back");
+        assert.notEqual(hostSh(name, `postalias -q webmaster hash:${PATHS.aliases}`).status, 0, "the added alias is gone from the database too");
+        timed("preview --refresh --expect-no-changes after the repair", ["preview", "--refresh", "--expect-no-changes"]);
+    });
+
+    test("postfix purged and /etc/postfix removed: up --refresh installs and configures it again, and verify passes", () => {
+        hostOk(name, "postfix stop >/dev/null 2>&1 || true; DEBIAN_FRONTEND=noninteractive apt-get purge -q -y postfix postfix-doc >/dev/null; rm -rf /etc/postfix");
+        assert.notEqual(hostSh(name, "command -v postconf").status, 0, "postfix is gone");
+        const check = timed("preview --refresh --expect-no-changes --diff, postfix purged", ["preview", "--refresh", "--expect-no-changes", "--diff"], "nonzero");
+        showDrift("postfix purged", check.stdout + check.stderr);
+        assert.match(check.stdout, /postfix\s*:\s*"missing"\s*=>\s*"installed"/, "the package named");
+        const up = timed("up --refresh, postfix purged", ["up", "--refresh", "--yes", "--skip-preview"]);
+        assert.match(up.stdout, /mx-install/, "the install step ran again");
+        assert.equal(hostOk(name, `cat ${PATHS.mainCf}`), mainCf, "main.cf byte for byte as deployed");
+        const report = stack.verify(lanClient);
+        assert.equal(report.failed, 0, JSON.stringify(report, null, 2));
+        assert.match(outsiderRelayReply(), /^554 5\.7\.1 .*Client host rejected/);
+        timed("preview --refresh --expect-no-changes after the reinstall", ["preview", "--refresh", "--expect-no-changes"]);
+    });
+});
