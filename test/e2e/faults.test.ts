@@ -288,15 +288,17 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
     test("the connection is cut and apt killed mid-dpkg: dpkg is left interrupted, the next up repairs it", async () => {
         freshHost();
         const up = upInBackground();
-        // Some packages unpacked and not yet configured, the run not finished: what a reboot in the
-        // middle leaves. Cut when dpkg's own database says so, not after a guessed time.
-        await waitFor("a package unpacked but not configured", () => hostProcesses().some(isDpkg) && dpkgAudit() !== "", 300, 100, up.settled);
+        // Packages unpacked and not yet configured, the run not finished: what a reboot in the
+        // middle leaves. Cut once dpkg configures (every package of the run is unpacked by then,
+        // none half-unpacked) and its own database says some are still to configure.
+        const configuring = (p: Proc) => isDpkg(p) && p.args.includes("--configure");
+        await waitFor("dpkg configuring unpacked packages", () => hostProcesses().some(configuring) && /unpacked but not yet configured/.test(dpkgAudit()), 300, 100, up.settled);
         const killed = cutSsh(true);
         const first = await up.done;
         assert.notEqual(first.status, 0, "the cut fails the run");
         assert.equal(hostProcesses().filter(isAptOrDpkg).length, 0, "no apt or dpkg left running");
         const audit = dpkgAudit();
-        console.log(`# killed ${killed} processes mid-unpack; dpkg --audit now says:\n${audit.split("\n").slice(0, 4).map((l) => `#   ${l}`).join("\n")}`);
+        console.log(`# killed ${killed} processes while dpkg configured; dpkg --audit now says:\n${audit.split("\n").slice(0, 4).map((l) => `#   ${l}`).join("\n")}`);
         assert.notEqual(audit, "", "dpkg is left half-done");
         assert.match(hostSh(name, "DEBIAN_FRONTEND=noninteractive apt-get -q -y install postfix").stderr, /dpkg was interrupted/, "plain apt-get refuses to run");
 
