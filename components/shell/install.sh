@@ -75,14 +75,34 @@ apt_update() {
 # A run cut short (apt killed with the connection, a reboot) leaves dpkg "interrupted": every
 # apt-get refuses to run until dpkg --configure -a. dpkg does not wait for its lock itself: while
 # another apt run holds it (that run is then what dpkg --audit sees), retry up to the same bound.
-repair_dpkg() {
-    [ -n "$(dpkg --audit 2>/dev/null)" ] || return 0
+# A cut in the middle of an unpack also leaves that package half-installed, which no configure
+# repairs: apt installs it again (from its cache, else the mirror), then dpkg configures the rest.
+configure_all() { # sets out
     deadline=$(($(date +%s) + lock))
     until out=$(LC_ALL=C dpkg --configure -a </dev/null 2>&1); do
-        case "$out" in *lock*locked*) ;; *) printf '%s\n' "$out" >&2; return 1 ;; esac
-        if [ "$(date +%s)" -ge "$deadline" ]; then printf '%s\n' "$out" >&2; return 1; fi
+        case "$out" in *lock*locked*) ;; *) return 1 ;; esac
+        if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
         sleep 1
     done
+}
+half_installed() { # the packages dpkg must unpack again, one line
+    # shellcheck disable=SC2016 # dpkg-query expands the fields itself
+    dpkg-query -W -f '${db:Status-Abbrev} ${binary:Package}\n' 2>/dev/null | awk 'substr($1, 2, 1) == "H" || substr($1, 3, 1) == "R" { print $2 }' | tr '\n' ' '
+}
+repair_dpkg() {
+    [ -n "$(dpkg --audit 2>/dev/null)" ] || return 0
+    if ! configure_all; then
+        broken=$(half_installed)
+        if [ -z "$broken" ]; then printf '%s\n' "$out" >&2; return 1; fi
+        # shellcheck disable=SC2086 # one word per package
+        if ! apt-get -q -y -o DPkg::Lock::Timeout="$lock" install --reinstall $broken >"$log" 2>&1; then
+            printf '%s\n' "$out" >&2
+            cat "$log" >&2
+            return 1
+        fi
+        echo "reinstalled what an interrupted dpkg left half-installed: $broken"
+        if ! configure_all; then printf '%s\n' "$out" >&2; return 1; fi
+    fi
     printf '%s\n' "$out"
 }
 

@@ -285,20 +285,23 @@ describe("faults during pulumi up, on a Debian trixie host", { timeout: 40 * 60_
         await assertConverged();
     });
 
-    test("the connection is cut and apt killed mid-dpkg: dpkg is left interrupted, the next up repairs it", async () => {
+    // Where a reboot in the middle of an install leaves dpkg, each cut on dpkg's own state, not
+    // after a guessed time: mid-unpack, one package half-installed (only unpacking it again
+    // repairs it); while configuring, every package of the run unpacked, some not yet configured.
+    const cutPoints = [
+        { when: "while dpkg unpacks", state: /in a mess|half-installed/, running: (p: Proc) => isDpkg(p) && p.args.includes("--unpack") },
+        { when: "while dpkg configures", state: /unpacked but not yet configured/, running: (p: Proc) => isDpkg(p) && p.args.includes("--configure") },
+    ];
+    for (const cut of cutPoints) test(`the connection is cut and apt killed ${cut.when}: dpkg is left interrupted, the next up repairs it`, async () => {
         freshHost();
         const up = upInBackground();
-        // Packages unpacked and not yet configured, the run not finished: what a reboot in the
-        // middle leaves. Cut once dpkg configures (every package of the run is unpacked by then,
-        // none half-unpacked) and its own database says some are still to configure.
-        const configuring = (p: Proc) => isDpkg(p) && p.args.includes("--configure");
-        await waitFor("dpkg configuring unpacked packages", () => hostProcesses().some(configuring) && /unpacked but not yet configured/.test(dpkgAudit()), 300, 100, up.settled);
+        await waitFor(`dpkg ${cut.when}`, () => hostProcesses().some(cut.running) && cut.state.test(dpkgAudit()), 300, 100, up.settled);
         const killed = cutSsh(true);
         const first = await up.done;
         assert.notEqual(first.status, 0, "the cut fails the run");
         assert.equal(hostProcesses().filter(isAptOrDpkg).length, 0, "no apt or dpkg left running");
         const audit = dpkgAudit();
-        console.log(`# killed ${killed} processes while dpkg configured; dpkg --audit now says:\n${audit.split("\n").slice(0, 4).map((l) => `#   ${l}`).join("\n")}`);
+        console.log(`# killed ${killed} processes ${cut.when}; dpkg --audit now says:\n${audit.split("\n").slice(0, 4).map((l) => `#   ${l}`).join("\n")}`);
         assert.notEqual(audit, "", "dpkg is left half-done");
         assert.match(hostSh(name, "DEBIAN_FRONTEND=noninteractive apt-get -q -y install postfix").stderr, /dpkg was interrupted/, "plain apt-get refuses to run");
 

@@ -457,16 +457,20 @@ test("install facts are parsed, and garbage is refused", () => {
 test("install: an interrupted dpkg is configured first, waiting (bounded) while another apt run holds its lock", () => {
     // Stand-ins on PATH: postfix not installed, dpkg --audit reports a half-done run, and
     // `dpkg --configure -a` finds the lock held `busy` times before it succeeds.
-    const run = (busy: number, lock: number) => {
+    const run = (busy: number, lock: number, halfInstalled = false) => {
         const dir = mkdtempSync(join(tmpdir(), "install-"));
         const log = join(dir, "log");
         const stub = (name: string, ...body: string[]) => writeFileSync(join(dir, name), ["#!/bin/sh", ...body, ""].join("\n"), { mode: 0o755 });
         writeFileSync(join(dir, "busy"), `${busy}\n`);
-        stub("dpkg-query", "exit 0");
+        const reinstalled = shq(join(dir, "reinstalled"));
+        // A package cut in the middle of its unpack: half-installed, reinstall required, until apt installs it again.
+        stub("dpkg-query", ...(halfInstalled
+            ? [`case "$*" in *Status-Abbrev*) [ -e ${reinstalled} ] && echo 'ii  libexpat1:amd64' || echo 'iHR libexpat1:amd64' ;; esac`] : []), "exit 0");
         stub("dpkg",
             `echo "dpkg $*" >>${shq(log)}`,
             'case "$1" in',
             `--audit) [ -e ${shq(join(dir, "configured"))} ] || echo 'The following packages have been unpacked but not yet configured.' ;;`,
+            ...(halfInstalled ? [`--configure) if [ ! -e ${reinstalled} ]; then echo 'dpkg: error processing package libexpat1:amd64 (--configure):' >&2; echo ' package is in a very bad inconsistent state' >&2; exit 1; fi; touch ${shq(join(dir, "configured"))} ;;`] : []),
             `--configure) n=$(cat ${shq(join(dir, "busy"))})`,
             '    if [ "$n" -gt 0 ]; then',
             `        echo $((n - 1)) >${shq(join(dir, "busy"))}`,
@@ -477,7 +481,7 @@ test("install: an interrupted dpkg is configured first, waiting (bounded) while 
             "esac");
         stub("debconf-set-selections", "cat >/dev/null", `echo debconf-set-selections >>${shq(log)}`);
         // apt waits for another apt run's lock first, as it reports it: progress lines ended by \r.
-        stub("apt-get", `echo "apt-get $*" >>${shq(log)}`,
+        stub("apt-get", `echo "apt-get $*" >>${shq(log)}`, `case "$*" in *--reinstall*) touch ${reinstalled} ;; esac`,
             "printf 'Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (perl)... %ss\\r' 1 2");
         stub("postconf", "echo 3.6");
         const started = Date.now();
@@ -494,6 +498,14 @@ test("install: an interrupted dpkg is configured first, waiting (bounded) while 
         "apt waited for the dpkg lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (perl)",
         "postfix 3.6 installed (0 packages), compatibility_level 3.6",
     ].join("\n"), "why it waited, once, and one line for the outcome; apt's output not shown");
+
+    // Cut mid-unpack: configure alone fails on the half-installed package; apt installs it again, then dpkg configures the rest.
+    const halfDone = run(0, 5, true);
+    assert.equal(halfDone.status, 0, halfDone.stderr);
+    assert.deepEqual(halfDone.calls.map((c) => c.split(" ").slice(0, 2).join(" ")),
+        ["dpkg --audit", "dpkg --configure", "apt-get -q", "dpkg --configure", "debconf-set-selections", "apt-get -q"], "reinstalled, configured, then installed");
+    assert.match(halfDone.calls[2], /install --reinstall libexpat1:amd64/);
+    assert.match(halfDone.stdout, /^reinstalled what an interrupted dpkg left half-installed: libexpat1:amd64 $/m);
 
     const stuck = run(1000, 1);
     assert.equal(stuck.status, 1);
