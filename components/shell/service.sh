@@ -175,8 +175,11 @@ restored_endpoints() {
     for port in $ports; do [ "$port" = 587 ] || kept="$kept $port"; done
     if [ -n "$(postconf -M submission/inet 2>/dev/null)" ]; then
         ports="${kept# } 587" auth=dovecot
-        # IMAP is checked only when the restored Dovecot configuration serves it.
-        case " $(doveconf -h protocols 2>/dev/null) " in *" imap "*) auth=dovecot+imap ;; esac
+        # IMAP is the stack's only when its own restored Dovecot file serves it (an admin's IMAP is not ours to check).
+        local path
+        for path in $files; do
+            case "$path" in /etc/dovecot/*) if grep -qs '^service imap-login' "$path"; then auth=dovecot+imap; fi ;; esac
+        done
     else
         ports=${kept# } auth=none
     fi
