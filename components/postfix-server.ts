@@ -220,6 +220,8 @@ export class PostfixServer extends pulumi.ComponentResource {
         // main.cf's check runs with the new master.cf, so the pair that goes live has been checked.
         const masterServices = facts.apply((host) => renderMasterServices(settings, host.mailVersion));
         const masterCf = file("master-cf", MANAGED_FILES.masterCf, masterServices, [install]);
+        // The From: rule of port 587, which master.cf's spawn service runs (python3 comes with submission).
+        const senderCheck = settings.submission ? [file("sender-check", MANAGED_FILES.senderCheck, shellFile("sender-check.py"), [install], true)] : [];
         const mainCfStep = file("main-cf", MANAGED_FILES.mainCf, mainCf, [...named, masterCf]);
         // Dovecot: port 587's logins (and IMAP), a module of its own.
         const dovecot = dovecotSteps(settings, facts.apply((host) => host.dovecotVersion), mailPasswords, {
@@ -235,7 +237,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         // after a failed check the engine keeps this step's inputs from before, so the next run
         // reloads and checks again, even when the files went back to what they were. sasl_passwd
         // is read at each delivery and needs neither. The relay probe is the one `npm run verify` runs.
-        const fileSteps = [...named, aliases, mainCfStep, masterCf, ...dovecotFiles];
+        const fileSteps = [...named, aliases, mainCfStep, masterCf, ...senderCheck, ...dovecotFiles];
         const reloading = fileSteps.filter((s) => s !== saslPasswdStep && s !== passwordsStep);
         const changes = pulumi.all(reloading.map((s) => s.stdout)).apply((lines) => sha256(lines.join("\0")));
         const addresses = settings.listenAddresses.map(postfixAddress);
@@ -269,7 +271,7 @@ export class PostfixServer extends pulumi.ComponentResource {
         // The key's digest is no secret (nothing about the key can be learnt from it): the file
         // shows by path in a preview instead of the whole list as [secret].
         const files = pulumi.all([pulumi.unsecret(made.key), made.cert])
-            .apply(([keyPem, certPem]) => managedFiles(settings, { keyPem, certPem, logins: made.logins }));
+            .apply(([keyPem, certPem]) => managedFiles(settings, { keyPem, certPem, logins: made.logins, senderCheck: shellFile("sender-check.py") }));
         const expected = files.apply((list) => expectedFacts(settings, {
             scriptsDir: `${PATHS.stateDir}/scripts/${shellBundle().hash}`, files: list, packages: made.packages,
             services: ["postfix", ...(made.logins ? ["dovecot"] : [])],

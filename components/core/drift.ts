@@ -49,7 +49,7 @@ export interface ExpectedFile {
  * content. Made on the host (our services in Debian's master.cf, the password hashes) or holding a
  * password: mode and owner only. main.cf: its parameters instead (expectedMainCf).
  */
-export function managedFiles(settings: Settings, made: { keyPem: string; certPem: string; logins: boolean }): ExpectedFile[] {
+export function managedFiles(settings: Settings, made: { keyPem: string; certPem: string; logins: boolean; senderCheck?: string }): ExpectedFile[] {
     const file = (step: string, managed: ManagedFile, content?: string): ExpectedFile => ({
         path: managed.path, step, mode: managed.mode, owner: managed === MANAGED_FILES.mailPasswords ? "root:dovecot" : "root:root",
         ...(content === undefined ? {} : { sha256: createHash("sha256").update(content).digest("hex") }),
@@ -65,7 +65,8 @@ export function managedFiles(settings: Settings, made: { keyPem: string; certPem
         file("master-cf", MANAGED_FILES.masterCf),
         ...(relay?.username ? [file("sasl-passwd", MANAGED_FILES.saslPasswd)] : []),
         ...(relay?.caCertificatePem ? [file("relay-ca", MANAGED_FILES.relayCa, relay.caCertificatePem)] : []),
-        ...(made.logins ? [file("dovecot-conf", MANAGED_FILES.dovecotConf), file("mail-passwords", MANAGED_FILES.mailPasswords)] : []),
+        ...(made.logins ? [file("sender-check", MANAGED_FILES.senderCheck, made.senderCheck),
+            file("dovecot-conf", MANAGED_FILES.dovecotConf), file("mail-passwords", MANAGED_FILES.mailPasswords)] : []),
     ];
 }
 

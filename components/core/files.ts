@@ -48,6 +48,10 @@ export function renderMasterServices(settings: Settings, mailVersion: string): s
         // is written without spaces: master.cf's `-o` values take none.
         ["smtpd_sender_restrictions", "check_sender_access,inline:{<>=REJECT},reject_non_fqdn_sender,reject_sender_login_mismatch,permit_sasl_authenticated,reject"],
         ["smtpd_relay_restrictions", "permit_sasl_authenticated,reject"],
+        // The envelope's rule for the From: header too (sender-check.py, spawned below); when it
+        // cannot answer, mail waits (tempfail) rather than passing unchecked.
+        ["smtpd_milters", `unix:private/${SENDER_CHECK_SERVICE}`],
+        ["milter_default_action", "tempfail"],
         ["smtpd_recipient_restrictions", "permit_sasl_authenticated,reject"],
         // Password guessing: Dovecot answers a wrong password after 2 s, and each client address
         // (the trusted networks too) gets this many AUTH commands a minute.
@@ -58,12 +62,17 @@ export function renderMasterServices(settings: Settings, mailVersion: string): s
         ...(major > 3 || (major === 3 && minor >= 8) ? [["smtpd_client_ipv6_prefix_length", "64"] as [string, string]] : []),
     ];
     return [
+        // The From: rule, started by Postfix for each session of port 587: outside the chroot, as nobody.
+        `service ${SENDER_CHECK_SERVICE}/unix=${SENDER_CHECK_SERVICE} unix - n n - - spawn user=nobody argv=/usr/bin/python3 ${PATHS.senderCheck}`,
         // Same columns as Debian's smtp service: public, chrooted smtpd.
         "service submission/inet=submission inet n - y - - smtpd",
         ...submission.map(([name, value]) => `parameter submission/inet/${name}=${value}`),
         "",
     ].join("\n");
 }
+
+/** The master.cf service (a socket in Postfix's private/) where port 587's smtpd asks sender-check.py. */
+export const SENDER_CHECK_SERVICE = "pulumi-sender-check";
 
 /** AUTH commands a client address may send to port 587 per minute (anvil's time unit). */
 export const SUBMISSION_AUTH_PER_MINUTE = 10;

@@ -13,6 +13,8 @@ export const PATHS = {
     relayCa: "/etc/postfix/relay-ca.pem",
     /** The component's additions to Dovecot (port 587's logins, IMAP), beside the admin's own. */
     dovecotConf: "/etc/dovecot/conf.d/99-pulumi-postfix.conf",
+    /** Port 587's From: rule (components/shell/sender-check.py), which Postfix's spawn(8) runs per session. */
+    senderCheck: "/usr/local/lib/pulumi-postfix/sender-check.py",
     /** The mail users' password hashes (Dovecot passwd-file): root and Dovecot read it. */
     mailPasswords: "/etc/dovecot/pulumi-postfix.passwd",
     /** Pending reload or restart requests left by file steps for the service step. */

@@ -6,11 +6,12 @@ import { PATHS } from "./paths";
 
 /**
  * The packages the install step installs: postfix, the SASL mechanisms a smarthost login needs,
- * for port 587 Dovecot's auth service and openssl (which hashes the passwords), and for IMAP
+ * for port 587 Dovecot's auth service, openssl (which hashes the passwords) and python3 (which runs
+ * the From: rule, sender-check.py), and for IMAP
  * Dovecot's IMAP server.
  */
 export function packagesFor(smarthostLogin: boolean, submission = false, imap = false): string[] {
-    return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : []), ...(submission ? ["dovecot-core", "openssl"] : []),
+    return ["postfix", "postfix-doc", ...(smarthostLogin ? ["libsasl2-modules"] : []), ...(submission ? ["dovecot-core", "openssl", "python3"] : []),
         ...(imap ? ["dovecot-imapd"] : [])];
 }
 
@@ -32,6 +33,7 @@ export const MANAGED_FILES = {
     virtualAliases: { path: PATHS.virtualAliases, mode: "0644", kind: "virtual" },
     saslPasswd: { path: PATHS.saslPasswd, mode: "0600", kind: "sasl-passwd" },
     relayCa: { path: PATHS.relayCa, mode: "0644", kind: "plain" },
+    senderCheck: { path: PATHS.senderCheck, mode: "0644", kind: "plain" },
     dovecotConf: { path: PATHS.dovecotConf, mode: "0644", kind: "dovecot-conf" },
     // Hashes only, readable by Dovecot's auth processes (group dovecot).
     mailPasswords: { path: PATHS.mailPasswords, mode: "0640", kind: "mail-passwords" },

@@ -50,6 +50,8 @@ if [ "$1" = remove ]; then
         rm -f "$dest"
     fi
     case "$kind" in dovecot-conf | plain) reload_dovecot "$dest" ;; esac
+    # The component's own folder goes when its last file does.
+    case "$dest" in /usr/local/lib/pulumi-postfix/*) rmdir "${dest%/*}" 2>/dev/null || true ;; esac
     exit 0
 fi
 kind=$2
@@ -85,7 +87,7 @@ produce_master_cf() {
     spec=$(cat)
     cp -p /etc/postfix/main.cf "$stage/main.cf"
     cp -p "$dest" "$stage/master.cf"
-    postconf -c "$stage" -MX submission/inet
+    postconf -c "$stage" -MX submission/inet pulumi-sender-check/unix
     printf '%s\n' "$spec" | while IFS= read -r line; do
         case "$line" in
             "") ;;

@@ -312,6 +312,10 @@ describe("a bare Debian 13 (Dovecot 2.4, installed by the component): submission
         writeFileSync(trixieCa, trixie.outputs().mailServers.mx.certificatePem);
         assert.match(hostOk(trixieName, "dovecot --version"), /^2\.4\./);
         send(`587 on dovecot 2.4 ${randomUUID()}`);
+        // Postfix 3.10's spawn runs the From: rule too: alice's envelope with fribeiro's From: is refused.
+        const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "mail-client.py"), trixieAddress, "587", serverName, outsider, trixieCa,
+            "--login", "alice", ALICE_PASSWORD, "--from", "alice@e2e.test", "--to", "fribeiro@e2e.test", "--header-from", "fribeiro@e2e.test"], { encoding: "utf8" });
+        assert.match(JSON.parse(r.stdout).error ?? "", /^550 5\.7\.1 From: <fribeiro@e2e\.test> is not an address of alice/, r.stdout + r.stderr);
         assert.equal(hostOk(trixieName, "doveconf -h protocols").trim(), "", "no protocol enabled");
         assert.equal(trixieImap("imaps", "fribeiro", FRIBEIRO_PASSWORD).stage, "tls", "nothing listens on 993");
     });
@@ -340,6 +344,7 @@ describe("a bare Debian 13 (Dovecot 2.4, installed by the component): submission
     test("pulumi destroy removes the Dovecot it installed, its file and its hashes", () => {
         assert.match(hostOk(trixieName, "cat /var/lib/pulumi-postfix/installed-packages"), /^dovecot-imapd$/m);
         trixie.ok(["destroy", "--yes", "--skip-preview"]);
+        assert.notEqual(hostSh(trixieName, "test -e /usr/local/lib/pulumi-postfix").status, 0, "the From: rule's folder is gone");
         for (const pkg of ["dovecot-imapd", "dovecot-core", "postfix"]) {
             assert.notEqual(hostSh(trixieName, `dpkg-query -W -f '\${Status}' ${pkg} 2>/dev/null | grep -q '^install ok installed$'`).status, 0, `${pkg} removed`);
         }

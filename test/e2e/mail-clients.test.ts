@@ -72,6 +72,8 @@ describe("mail programs trust the server: a private CA, the TLS policy, logins o
         for (const [user, password] of Object.entries(PASSWORDS)) stack.setSecret(`postfix:mailPasswords.${user}`, password);
         const up = stack.up();
         console.log(`# mail clients: cold pulumi up took ${up.seconds.toFixed(1)} s`);
+        // The deploy check asked the From: rule, through the socket smtpd uses, about a From: no login owns.
+        assert.match(up.stdout, /mx-service created .*checks passed: postfix running, dovecot auth listening, From: rule answering, 220 on /);
         writeFileSync(caFile, stack.outputs().certificateAuthorityPem);
     });
     after(() => {
@@ -157,6 +159,16 @@ describe("mail programs trust the server: a private CA, the TLS policy, logins o
         // The null sender, which reject_sender_login_mismatch skips: refused whatever the From: says.
         const bounce = python(587, laptop, [...login("alice", PASSWORDS.alice), ...mail("", "fribeiro@e2e.test", "null sender"), "--header-from", "boss@e2e.test"]);
         assert.match(bounce.error ?? "", /^554 5\.7\.1 <>: Sender address rejected: Access denied/, JSON.stringify(bounce));
+        // The From: header too (sender-check.py): her own envelope with another user's From: is
+        // refused at the end of the headers, and a user is never the other, whatever the envelope.
+        const header = python(587, laptop, [...login("alice", PASSWORDS.alice), ...mail("alice@e2e.test", "fribeiro@e2e.test", "header"), "--header-from", "fribeiro@e2e.test"]);
+        assert.match(header.error ?? "", /^550 5\.7\.1 From: <fribeiro@e2e\.test> is not an address of alice: a login sends only as its own addresses/, JSON.stringify(header));
+        const boss = python(587, laptop, [...login("alice", PASSWORDS.alice), ...mail("alice@e2e.test", "fribeiro@e2e.test", "boss"), "--header-from", "boss@e2e.test"]);
+        assert.match(boss.error ?? "", /^550 5\.7\.1 From: <boss@e2e\.test> is not an address of alice/, JSON.stringify(boss));
+        const asAlice = python(587, laptop, [...login("fribeiro", PASSWORDS.fribeiro), ...mail("fribeiro@e2e.test", "alice@e2e.test", "as alice"), "--header-from", "alice@e2e.test"]);
+        assert.match(asAlice.error ?? "", /^550 5\.7\.1 From: <alice@e2e\.test> is not an address of fribeiro/, JSON.stringify(asAlice));
+        const envelopeAsAlice = python(587, laptop, [...login("fribeiro", PASSWORDS.fribeiro), ...mail("alice@e2e.test", "alice@e2e.test", "as alice")]);
+        assert.match(envelopeAsAlice.error ?? "", /^553 5\.7\.1 <alice@e2e\.test>: Sender address rejected: not owned by user fribeiro/, JSON.stringify(envelopeAsAlice));
         // postmaster -> root -> fribeiro: mail to postmaster reaches fribeiro, who may send as it.
         const alias = python(587, laptop, [...login("fribeiro", PASSWORDS.fribeiro), ...mail("postmaster@e2e.test", "alice@e2e.test", `alias ${randomUUID()}`)]);
         assert.equal(alias.stage, "done", JSON.stringify(alias));

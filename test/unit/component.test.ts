@@ -253,7 +253,7 @@ test("smarthost: the password travels only as a secret on stdin; submission adds
     assert.ok(isSecret(logins.inputs.stdin), "the mail passwords travel as a secret on stdin");
     assert.equal(plain(logins.inputs.stdin), `fribeiro ${MAIL_PASSWORD}\n`);
     assert.match(plain(commands.find((c) => c.name === "server-service")!.inputs.create), / '25 587' 'dovecot' /);
-    assert.match(plain(commands.find((c) => c.name === "server-install")!.inputs.create), /'postfix postfix-doc libsasl2-modules dovecot-core openssl'/);
+    assert.match(plain(commands.find((c) => c.name === "server-install")!.inputs.create), /'postfix postfix-doc libsasl2-modules dovecot-core openssl python3'/);
     assert.match(parameters.smtpd_sender_login_maps, /^inline:\{ \{ fribeiro = fribeiro \}/);
     assert.ok(dependsOn.get("server-main-cf")!.includes("server-sasl-passwd"), "credentials are in place before main.cf names them");
     const master = commands.find((c) => c.name === "server-master-cf")!;
