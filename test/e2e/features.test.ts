@@ -82,6 +82,9 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
         assert.ok(replies(sent).some((l) => /^235 2\.7\.0 Authentication successful/.test(l)), sent.transcript);
         assert.ok(queued(sent), sent.transcript);
         await delivered("fribeiro", subject);
+        // The From: rule (a milter Postfix 3.10 spawns, Python 3.13): her envelope, fribeiro's From:.
+        const forged = swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--from", "alice@e2e.test", "--to", "fribeiro@e2e.test", "--h-From", "<fribeiro@e2e.test>", ...auth], 587);
+        assert.ok(replies(forged).some((l) => /^550 5\.7\.1 From: <fribeiro@e2e\.test> is not an address of alice/.test(l)), forged.transcript);
         for (const client of [lanClient, outsider]) {
             const anonymous = send(address, client, "alice@e2e.test", "no login", ["--tls", "--quit-after", "RCPT"], 587);
             assert.ok(replies(anonymous).some((l) => /^554 5\.7\.1 .*Client host rejected/.test(l)), anonymous.transcript);
@@ -157,7 +160,8 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
         stack.configure(config({ submission: false, messageSizeLimit: 10485760 }));
         stack.removeSecret("postfix:mailPasswords");
         stack.up();
-        assert.equal(hostSh(name, "postconf -M submission/inet").stdout.trim(), "");
+        assert.equal(hostSh(name, "postconf -M submission/inet pulumi-sender-check/unix").stdout.trim(), "");
+        assert.notEqual(hostSh(name, "test -e /usr/local/lib/pulumi-postfix").status, 0, "the From: rule's file and folder are gone");
         assert.notEqual(hostSh(name, "test -e /etc/dovecot/pulumi-postfix.passwd").status, 0, "no password hashes are left");
         const refused = swaks(address, lanClient, ["--quit-after", "CONNECT"], 587);
         assert.notEqual(refused.status, 0, refused.transcript);
