@@ -17,14 +17,15 @@ const outsider = "127.0.99.18";
 const stack = new Stack(name);
 let host: HostInfo;
 
-type Changes = { submission?: boolean; virtualAliases?: Record<string, string | string[]>; messageSizeLimit?: number };
+type Changes = { submission?: boolean; virtualAliases?: Record<string, string | string[]>; messageSizeLimit?: number; unsafe?: Record<string, string> };
 const VIRTUAL = { "info@shop.test": "alice", "@tickets.test": "fribeiro" };
 const ALICE_PASSWORD = "alice-sends-on-587";
 
 const config = (changes: Changes = {}) => mxConfig({
     // IPv6 first: the deploy check probes the first listen address (verify, the address SSH reaches).
-    host, subnet, listenAddresses: ["::1", address],
+    host, subnet, listenAddresses: ["::1", address], extraParameters: changes.unsafe,
     options: {
+        "postfix:allowUnsafeOverrides": changes.unsafe !== undefined,
         "postfix:trustedNetworks": [`${subnet}.0/24`, "::1/128"],
         "postfix:submission": changes.submission ?? true,
         "postfix:virtualAliases": changes.virtualAliases ?? VIRTUAL,
@@ -167,6 +168,28 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
         assert.notEqual(refused.status, 0, refused.transcript);
         assert.match(replies(swaks(address, lanClient, ["--quit-after", "CONNECT"]))[0], /^220 /);
         assert.deepEqual(stack.outputs().mailServers.mx.smtpEndpoints, ["[::1]:25", `${address}:25`]);
+    });
+
+    test("a failed deployment that turns 587 on again is rolled back, and the restored server is checked as it is: port 25 alone", () => {
+        // Trusts everyone: the deploy check finds an open relay and rolls back.
+        const open = { mynetworks: "0.0.0.0/0", smtpd_client_restrictions: "permit", smtpd_relay_restrictions: "permit" };
+        stack.configure(config({ submission: true, messageSizeLimit: 10485760, unsafe: open }));
+        stack.setSecret("postfix:mailPasswords.alice", ALICE_PASSWORD);
+        const up = stack.run(["up", "--yes", "--skip-preview"]);
+        const output = up.stdout + up.stderr;
+        assert.notEqual(up.status, 0, output);
+        assert.match(output, /OPEN RELAY: an outside client got '250 2\.1\.5 Ok'/);
+        // The check after the rollback tests what was restored (no 587, no Dovecot, no From: rule), and passes.
+        assert.match(output, /so it was rolled back to the last configuration that passed, which passes again/, output);
+        assert.doesNotMatch(output, /fails too/);
+        assert.equal(hostSh(name, "postconf -M submission/inet pulumi-sender-check/unix").stdout.trim(), "");
+        assert.notEqual(hostSh(name, "test -e /usr/local/lib/pulumi-postfix/sender-check.py").status, 0, "the From: rule's file is rolled back too");
+        assert.notEqual(swaks(address, lanClient, ["--quit-after", "CONNECT"], 587).status, 0, "587 is closed again");
+        // The stack put back: the pending copies of the steps that left it are dropped, and the check passes.
+        stack.configure(config({ submission: false, messageSizeLimit: 10485760 }));
+        stack.removeSecret("postfix:mailPasswords");
+        assert.match(stack.up().stdout, /mx-service updated .*checks passed/);
+        assert.equal(hostSh(name, "postconf -M submission/inet").stdout.trim(), "");
     });
 });
 
