@@ -121,7 +121,8 @@ class Owners:
 
 
 def printable(text):
-    return re.sub(r"[^\x21-\x7e ]", "?", text.replace("%", "%%"))[:200]
+    """Text for the reply line: printable ASCII, no %, which reply texts may treat as an escape."""
+    return re.sub(r"[^\x21-\x24\x26-\x7e ]", "?", text)[:200]
 
 
 def verdict(login, froms, owners):

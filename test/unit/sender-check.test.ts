@@ -113,6 +113,7 @@ test("the From: rule refuses another user's, an unowned, a foreign and an unread
     refused("alice", "fribeiro", "<fribeiro>");
     refused("alice", "postmaster@e2e.test", "<postmaster@e2e.test>");
     refused("alice", "alice@example.invalid", "<alice@example.invalid>");
+    refused("alice", "bo%sß@e2e.test", "<bo?s?@e2e.test>");
     refused("alice", "alice@e2e.test, boss@e2e.test", "<boss@e2e.test>");
     refused("alice", "\"alice@e2e.test\" <fribeiro@e2e.test>", "<fribeiro@e2e.test>");
     refused("fribeiro", "alice@e2e.test", "<alice@e2e.test>");
