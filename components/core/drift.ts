@@ -6,6 +6,7 @@ import { mainCfDrift, parsePostconf } from "./checks";
 import { renderAliases, renderMailname, renderVirtualAliases } from "./files";
 import { formatValue, mainCfParameters } from "./main-cf";
 import { MANAGED_FILES, ManagedFile } from "./scripts";
+import { PATHS } from "./paths";
 import type { Settings } from "./settings";
 
 /** A managed file as it is (or must be): its content's digest when the workstation knows the content, its mode and owner. */
@@ -21,7 +22,8 @@ export interface ServerFacts {
     files: Record<string, FileFact>;
     /** main.cf's parameters, as `postconf -n` shows them, but Debian's `compatibility_level` (kept as installed). */
     mainCf: Record<string, string>;
-    packages: Record<string, "installed" | "missing">;
+    /** "installed", "missing", or, after an upgrade to another Postfix or Dovecot series, "installed X.Y, deployed with A.B". */
+    packages: Record<string, string>;
     users: Record<string, "present" | "missing">;
     services: Record<string, "running" | "stopped">;
 }
@@ -99,6 +101,8 @@ export interface ServerRead {
     users: Record<string, boolean>;
     services: Record<string, boolean>;
     versions: ServerVersions;
+    /** The versions the last install step rendered for (recorded on the host by install.sh). */
+    deployedVersions: { postfix?: string; dovecot?: string };
     /** `postconf -n`; absent when postfix or main.cf is not there. */
     postconf?: string;
 }
@@ -111,12 +115,13 @@ export function readRequest(expected: ServerFacts): string {
         ...Object.keys(expected.packages).map((name) => `package ${name}`),
         ...Object.keys(expected.users).map((name) => `user ${name}`),
         ...Object.keys(expected.services).map((name) => `service ${name}`),
+        `deployed ${PATHS.stateDir}/${DEPLOYED_VERSIONS}`,
         "",
     ].join("\n");
 }
 
 export function parseServerRead(stdout: string): ServerRead {
-    const read: ServerRead = { dirs: {}, files: {}, packages: {}, users: {}, services: {}, versions: { debianRelease: "unknown" } };
+    const read: ServerRead = { dirs: {}, files: {}, packages: {}, users: {}, services: {}, versions: { debianRelease: "unknown" }, deployedVersions: {} };
     const lines = stdout.split("\n");
     const postconfAt = lines.indexOf("postconf");
     for (const line of postconfAt < 0 ? lines : lines.slice(0, postconfAt)) {
@@ -137,6 +142,7 @@ export function parseServerRead(stdout: string): ServerRead {
             case "release": read.versions.debianRelease = [name, ...rest].join(" "); break;
             case "postfix": read.versions.postfix = name; break;
             case "dovecot": read.versions.dovecot = name; break;
+            case "deployed": if (name === "postfix" || name === "dovecot") read.deployedVersions[name] = state; break;
             case "": break;
             default: throw unexpected(line);
         }
@@ -176,10 +182,30 @@ export function observedFacts(expected: ServerFacts, read: ServerRead): ServerFa
         scripts: each(expected.scripts, read.dirs, "present", "missing"),
         files,
         mainCf,
-        packages: each(expected.packages, read.packages, "installed", "missing"),
+        packages: Object.fromEntries(Object.entries(each(expected.packages, read.packages, "installed", "missing"))
+            .map(([name, state]) => [name, state === "installed" ? upgraded(name, read) ?? state : state])),
         users: each(expected.users, read.users, "present", "missing"),
         services: each(expected.services, read.services, "running", "stopped"),
     };
+}
+
+/** Where install.sh records the versions its run rendered for, in the state folder. */
+export const DEPLOYED_VERSIONS = "deployed-versions";
+/** The package whose series (major.minor) the rendered configuration depends on: main.cf and master.cf follow Postfix's, Dovecot's file Dovecot's. */
+const SERIES_OF: Record<string, "postfix" | "dovecot"> = { postfix: "postfix", "dovecot-core": "dovecot" };
+const series = (version: string) => version.split(".").slice(0, 2).join(".");
+
+/**
+ * "installed X.Y, deployed with A.B" when the package runs another series than the last install
+ * step rendered for (Debian upgraded under the stack); undefined otherwise, also when nothing was
+ * recorded (a deployment from before the record). A point release (a security update) is no drift.
+ */
+function upgraded(name: string, read: ServerRead): string | undefined {
+    const program = SERIES_OF[name];
+    const now = program && read.versions[program];
+    const then = program && read.deployedVersions[program];
+    if (!now || !then || series(now) === series(then)) return undefined;
+    return `installed ${series(now)}, deployed with ${series(then)}`;
 }
 
 /** JSON with sorted keys: two facts are the same when their texts are. */

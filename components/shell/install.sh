@@ -152,5 +152,12 @@ done
 
 # One line for the display; parseHostFacts reads the version and compatibility level from it, and
 # Dovecot's version (port 587's auth service), whose configuration differs between 2.3 and 2.4.
-echo "postfix $(postconf -h mail_version) $outcome, compatibility_level $(postconf -h compatibility_level)"
-if command -v dovecot >/dev/null; then echo "dovecot $(dovecot --version | cut -d ' ' -f 1)"; fi
+postfix_version=$(postconf -h mail_version)
+dovecot_version=""
+if command -v dovecot >/dev/null; then dovecot_version=$(dovecot --version | cut -d ' ' -f 1); fi
+echo "postfix $postfix_version $outcome, compatibility_level $(postconf -h compatibility_level)"
+if [ -n "$dovecot_version" ]; then echo "dovecot $dovecot_version"; fi
+# The versions this deployment rendered for, for a refresh to compare with what runs later (an
+# admin's upgrade to the next Debian: the install step then runs again and prints the new ones).
+mkdir -p "$state"
+{ echo "postfix $postfix_version"; if [ -n "$dovecot_version" ]; then echo "dovecot $dovecot_version"; fi; } >"$state/deployed-versions"

@@ -9,6 +9,8 @@
 #   package NAME    prints  package NAME installed|missing
 #   user NAME       prints  user NAME present|missing
 #   service NAME    prints  service NAME running|stopped         (postfix, dovecot)
+#   deployed PATH   prints  deployed NAME VERSION for each line of PATH, the versions the last
+#                   install step rendered for (nothing when PATH is missing)
 # then, whatever was asked: `release` (Debian's), `postfix` and `dovecot` (their versions, when
 # installed), and last `postconf` followed by `postconf -n`, when postfix and main.cf are there.
 set -eu
@@ -49,6 +51,8 @@ while read -r what name; do
                 *) echo "pulumi-postfix: unknown service $name" >&2; exit 1 ;;
             esac
             if running "$pidfile"; then echo "service $name running"; else echo "service $name stopped"; fi ;;
+        deployed)
+            if [ -f "$name" ]; then sed -n 's/^\([a-z][a-z0-9-]*\) \([0-9][0-9A-Za-z.+~-]*\)$/deployed \1 \2/p' "$name"; fi ;;
         "") ;;
         *) echo "pulumi-postfix: unexpected request: $what" >&2; exit 1 ;;
     esac

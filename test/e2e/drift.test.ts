@@ -143,6 +143,22 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
         timed("preview --refresh --expect-no-changes after the repair", ["preview", "--refresh", "--expect-no-changes"]);
     });
 
+    test("another Postfix series than the deployment rendered for (Debian upgraded under it): up --refresh runs the install step again", () => {
+        // What an admin's Debian 11 -> 12 upgrade leaves: the install step recorded Postfix 3.5, 3.7 runs.
+        // (The record is edited here: upgrading the test host's Debian itself is left out.)
+        assert.match(hostOk(name, "cat /var/lib/pulumi-postfix/deployed-versions"), /^postfix 3\.7\.\d+$/m, "the cold up recorded the series it rendered for");
+        hostOk(name, "sed -i 's/^postfix .*/postfix 3.5.25/' /var/lib/pulumi-postfix/deployed-versions");
+        const check = timed("preview --refresh --expect-no-changes --diff, another series", ["preview", "--refresh", "--expect-no-changes", "--diff"], "nonzero");
+        showDrift("another Postfix series", check.stdout + check.stderr);
+        assert.match(check.stdout, /postfix\s*:\s*"installed 3\.7, deployed with 3\.5"\s*=>\s*"installed"/, "the package named, with both series");
+        assert.equal(plannedAfterRefresh().install, "update");
+        const up = timed("up --refresh, another series", ["up", "--refresh", "--yes", "--skip-preview"]);
+        assert.match(up.stdout, /mx-install/, "the install step ran again");
+        assert.match(hostOk(name, "cat /var/lib/pulumi-postfix/deployed-versions"), /^postfix 3\.7\.\d+$/m, "and recorded the running series");
+        assert.equal(hostOk(name, `cat ${PATHS.mainCf}`), mainCf, "main.cf, rendered for the same series, unchanged");
+        timed("preview --refresh --expect-no-changes after the install", ["preview", "--refresh", "--expect-no-changes"]);
+    });
+
     test("postfix purged and /etc/postfix removed: up --refresh installs and configures it again, and verify passes", () => {
         hostOk(name, "postfix stop >/dev/null 2>&1 || true; DEBIAN_FRONTEND=noninteractive apt-get purge -q -y postfix postfix-doc >/dev/null; rm -rf /etc/postfix");
         assert.notEqual(hostSh(name, "command -v postconf").status, 0, "postfix is gone");

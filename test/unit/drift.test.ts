@@ -51,8 +51,23 @@ test("the request names every fact, one a line", () => {
     assert.equal(readRequest(expected), [
         "dir /var/lib/pulumi-postfix/scripts/0123456789abcdef",
         `file ${PATHS.aliases}`, `file ${PATHS.tlsKey}`, `file ${PATHS.mainCf}`, `file ${PATHS.masterCf}`,
-        "package postfix", "package postfix-doc", "user fribeiro", "service postfix", "",
+        "package postfix", "package postfix-doc", "user fribeiro", "service postfix", `deployed ${PATHS.stateDir}/deployed-versions`, "",
     ].join("\n"));
+});
+
+test("Debian upgraded under the stack: another Postfix or Dovecot series is drift of the install step; a point release is not", () => {
+    const withDeployed = (deployed: string[], postfix = "3.7.11") => parseServerRead(cleanRead({
+        lines: (lines) => [...lines.filter((l) => !l.startsWith("postfix ")), `postfix ${postfix}`, ...deployed],
+    }));
+    // As deployed, and after a security update (3.7.11 -> 3.7.12): nothing.
+    assert.deepEqual(observedFacts(expected, withDeployed(["deployed postfix 3.7.11"])), expected);
+    assert.deepEqual(observedFacts(expected, withDeployed(["deployed postfix 3.7.11"], "3.7.12")), expected);
+    // Nothing recorded (a deployment from before the record): nothing to compare.
+    assert.deepEqual(observedFacts(expected, withDeployed([], "3.10.13")), expected);
+    // Debian 12 -> 13: the package shows what runs and what the deployment rendered for; install runs again.
+    const upgraded = observedFacts(expected, withDeployed(["deployed postfix 3.7.11", "deployed dovecot 2.3.19.1"], "3.10.13"));
+    assert.deepEqual(upgraded.packages, { postfix: "installed 3.10, deployed with 3.7", "postfix-doc": "installed" });
+    assert.deepEqual(driftedSteps(expected, upgraded, fileSteps, PATHS.mainCf), ["install"]);
 });
 
 test("a host as deployed reads back as exactly the expected facts (Debian's level and main.cf's own digest aside)", () => {
@@ -139,7 +154,8 @@ test("server-read.sh reads files, packages, users and services, and changes noth
     writeFileSync(join(dir, "queue", "pid", "master.pid"), `${process.pid}\n`);
     writeFileSync(join(bin, "postconf"), `#!/bin/sh\necho ${join(dir, "queue")}\n`, { mode: 0o755 });
     const request = [`dir ${dir}`, `dir ${join(dir, "none")}`, `file ${file}`, `file ${join(dir, "none")}`, "package postfix", "package dovecot-core",
-        "user root", "user no-such-user-here", "service postfix", "service dovecot", ""].join("\n");
+        "user root", "user no-such-user-here", "service postfix", "service dovecot", `deployed ${join(dir, "versions")}`, `deployed ${join(dir, "none")}`, ""].join("\n");
+    writeFileSync(join(dir, "versions"), "postfix 3.7.11\ndovecot 2.3.19.1\n");
     const r = spawnSync("sh", ["-c", shellFile("server-read.sh")], { input: request, encoding: "utf8", env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` } });
     assert.equal(r.status, 0, r.stderr);
     const read = parseServerRead(r.stdout);
@@ -151,6 +167,7 @@ test("server-read.sh reads files, packages, users and services, and changes noth
     assert.deepEqual(read.users, { root: true, "no-such-user-here": false });
     assert.deepEqual(read.services, { postfix: true, dovecot: false }, "a pid file with or without padding");
     assert.match(read.versions.debianRelease, /\S/);
+    assert.deepEqual(read.deployedVersions, { postfix: "3.7.11", dovecot: "2.3.19.1" });
     const bad = spawnSync("sh", ["-c", shellFile("server-read.sh")], { input: "rm /\n", encoding: "utf8" });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /unexpected request: rm/);
