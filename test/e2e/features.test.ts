@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { PATHS } from "../../components/core/paths";
 import { ageCertificate } from "./support/certificates";
 import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";
 import { mxConfig } from "./support/config";
@@ -20,6 +21,9 @@ let host: HostInfo;
 type Changes = { submission?: boolean; virtualAliases?: Record<string, string | string[]>; messageSizeLimit?: number; unsafe?: Record<string, string> };
 const VIRTUAL = { "info@shop.test": "alice", "@tickets.test": "fribeiro" };
 const ALICE_PASSWORD = "alice-sends-on-587";
+/** A login on port 587, after STARTTLS. */
+const auth587 = ["--tls", "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", ALICE_PASSWORD];
+const SENDER_CHECK = PATHS.senderCheck;
 
 const config = (changes: Changes = {}) => mxConfig({
     // IPv6 first: the deploy check probes the first listen address (verify, the address SSH reaches).
@@ -95,6 +99,33 @@ describe("beyond the guide on Debian trixie: IPv6, port 587, virtual aliases, ce
     test("a refresh of a server with port 587 finds nothing: Dovecot seen running, its files as deployed", () => {
         const check = stack.run(["preview", "--refresh", "--expect-no-changes", "--diff"]);
         assert.equal(check.status, 0, `${check.stdout}\n${check.stderr}`);
+    });
+
+    test("drift on port 587: Dovecot stopped and the From: rule's file edited; a refresh names both, one up --refresh repairs both", () => {
+        const rule = hostOk(name, `cat ${SENDER_CHECK}`);
+        // The rule disarmed by hand (every message passes it), and the logins' server stopped.
+        hostOk(name, `sed -i 's/^    if not login or not froms:$/    if True:/' ${SENDER_CHECK} && grep -q '^    if True:$' ${SENDER_CHECK}`);
+        hostOk(name, "doveadm stop");
+        assert.notEqual(hostSh(name, "kill -0 \"$(cat /run/dovecot/master.pid)\"").status, 0, "Dovecot's master is down");
+
+        const check = stack.run(["preview", "--refresh", "--expect-no-changes", "--diff"]);
+        const shown = check.stdout + check.stderr;
+        assert.notEqual(check.status, 0, shown);
+        assert.ok(check.stdout.includes(SENDER_CHECK), `the file named by its path:\n${shown}`);
+        assert.match(check.stdout, /dovecot\s*:\s*"stopped"\s*=>\s*"running"/, `the service named, from what the host has to what it gets:\n${shown}`);
+
+        const up = stack.run(["up", "--refresh", "--yes", "--skip-preview"]);
+        assert.equal(up.status, 0, up.stdout + up.stderr);
+        assert.match(up.stdout, /mx-sender-check/, "the file's step ran again");
+        assert.match(up.stdout, /mx-service updated .*dovecot started/, "the service step started Dovecot");
+        console.log(`# features: port 587 drift: preview --refresh ${check.seconds.toFixed(1)} s, up --refresh ${up.seconds.toFixed(1)} s`);
+        assert.equal(hostOk(name, `cat ${SENDER_CHECK}`), rule, "the From: rule's file byte for byte as deployed");
+        assert.equal(hostSh(name, "kill -0 \"$(cat /run/dovecot/master.pid)\"").status, 0, "Dovecot runs");
+        const forged = swaks(address, lanClient, ["--ehlo", "pc.e2e.test", "--from", "alice@e2e.test", "--to", "fribeiro@e2e.test", "--h-From", "<fribeiro@e2e.test>", ...auth587], 587);
+        assert.ok(replies(forged).some((l) => /^235 2\.7\.0 Authentication successful/.test(l)), forged.transcript);
+        assert.ok(replies(forged).some((l) => /^550 5\.7\.1 From: <fribeiro@e2e\.test> is not an address of alice/.test(l)), forged.transcript);
+        const again = stack.run(["preview", "--refresh", "--expect-no-changes"]);
+        assert.equal(again.status, 0, again.stdout + again.stderr);
     });
 
     test("virtual aliases: addresses of other domains reach local users; unknown ones there are refused", async () => {
