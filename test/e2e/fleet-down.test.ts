@@ -33,6 +33,10 @@ const remoteSteps = (): string[] => (JSON.parse(stack.ok(["stack", "export"]).st
     .filter((r: { type: string }) => r.type === "command:remote:Command")
     .map((r: { urn: string }) => r.urn.split("::").pop() as string);
 
+/** A server's ServerState outputs in the state. */
+const serverState = (server: string): { mainCf?: Record<string, string> } | undefined => (JSON.parse(stack.ok(["stack", "export"]).stdout).deployment.resources ?? [])
+    .find((r: { urn: string }) => r.urn.endsWith(`::${server}-server-state`))?.outputs;
+
 describe("a fleet of four with one server down", { timeout: 20 * 60_000 }, () => {
     before(() => {
         for (const { host, address } of SERVERS) hosts.set(host, hostUp(host, "bookworm", address));
@@ -71,5 +75,35 @@ describe("a fleet of four with one server down", { timeout: 20 * 60_000 }, () =>
         assert.match(banner(down.address), /^220 m4\.e2e\.test ESMTP$/);
         const preview = stack.run(["preview", "--expect-no-changes"]);
         assert.equal(preview.status, 0, preview.stdout + preview.stderr);
+    });
+
+    test("a refresh with one server down: one line names it, the others are still read; up --refresh stops; refresh --exclude, then up, repairs the others", () => {
+        // m1 changed by hand (main.cf only, not reloaded), m4 down again.
+        hostOk("e2e-down-m1", "postconf -e mynetworks=0.0.0.0/0");
+        hostOk(down.host, "kill \"$(cat /run/sshd.pid)\"");
+        const refresh = stack.run(["refresh", "--yes", "--skip-preview"]);
+        const output = refresh.stdout + refresh.stderr;
+        console.log(`# one of four down: pulumi refresh exited ${refresh.status} after ${refresh.seconds.toFixed(1)} s`);
+        console.log(output.slice(output.indexOf("Diagnostics:"), output.indexOf("Outputs:")).split("\n").map((l) => `#   ${l}`).join("\n"));
+        assert.notEqual(refresh.status, 0, "the refresh fails");
+        const diagnostics = output.slice(output.indexOf("Diagnostics:"));
+        assert.match(diagnostics, new RegExp(`\\(m4-server-state\\):\\n\\s+error: ${down.address.replace(/\./g, "\\.")} port 22: no SSH connection after 3 attempts: connect ECONNREFUSED`), output);
+        assert.equal(serverState("m1")?.mainCf?.mynetworks, "0.0.0.0/0", "m1 was read, and its drift recorded");
+        assert.equal(serverState("m2")?.mainCf?.mynetworks, `${subnet}.0/24`);
+
+        // up --refresh stops at the refresh: nothing is changed anywhere.
+        const both = stack.run(["up", "--refresh", "--yes", "--skip-preview"]);
+        console.log(`# one of four down: pulumi up --refresh exited ${both.status} after ${both.seconds.toFixed(1)} s`);
+        assert.notEqual(both.status, 0);
+        assert.match(both.stdout + both.stderr, /\(m4-server-state\):\n\s+error: .* no SSH connection after 3 attempts/);
+        assert.equal(hostOk("e2e-down-m1", "postconf -h mynetworks").trim(), "0.0.0.0/0", "up --refresh changed nothing");
+        // The documented way on: the refresh that left the server out, then a plain up.
+        const skipped = stack.run(["refresh", "--yes", "--skip-preview", "--exclude", "**m4-server-state"]);
+        assert.equal(skipped.status, 0, skipped.stdout + skipped.stderr);
+        assert.deepEqual(Object.keys(stack.plannedChanges()).sort(), ["m1-main-cf", "m1-server-state", "m1-service"], "m1's repair, nothing on m4");
+        const up = stack.run(["up", "--yes", "--skip-preview"]);
+        assert.equal(up.status, 0, up.stdout + up.stderr);
+        console.log(`# one of four down: refresh --exclude ${skipped.seconds.toFixed(1)} s, then pulumi up (m1 repaired) ${up.seconds.toFixed(1)} s`);
+        assert.equal(hostOk("e2e-down-m1", "postconf -h mynetworks").trim(), `${subnet}.0/24`, "m1 put back");
     });
 });
