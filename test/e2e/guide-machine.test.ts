@@ -41,7 +41,7 @@ let host: HostInfo;
  */
 const GUIDE = `
 set -eu
-DEBIAN_FRONTEND=noninteractive apt-get install -q -y dovecot-imapd >/tmp/guide-apt.log 2>&1 || { cat /tmp/guide-apt.log; exit 1; }
+DEBIAN_FRONTEND=noninteractive apt-get install -q -y dovecot-imapd >/tmp/guide-apt.log 2>&1 || { cat /tmp/guide-apt.log >&2; exit 1; }
 openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj '/CN=${serverName}' -addext 'subjectAltName=DNS:${serverName}' \\
     -keyout ${KEY} -out ${CERT} 2>/dev/null
 chmod 600 ${KEY}
@@ -308,7 +308,7 @@ describe("the guide's machine on Debian 13 (Dovecot 2.4) booted with systemd: su
 set -eu
 mkdir -p /etc/dovecot
 echo 'listen = ${trixieAddress}' >/etc/dovecot/local.conf
-DEBIAN_FRONTEND=noninteractive apt-get install -q -y dovecot-imapd >/tmp/guide-apt.log 2>&1 || { cat /tmp/guide-apt.log; exit 1; }
+DEBIAN_FRONTEND=noninteractive apt-get install -q -y dovecot-imapd >/tmp/guide-apt.log 2>&1 || { cat /tmp/guide-apt.log >&2; exit 1; }
 openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj '/CN=${serverName}' -addext 'subjectAltName=DNS:${serverName}' \\
     -keyout ${KEY} -out ${CERT} 2>/dev/null
 chmod 600 ${KEY}
@@ -389,13 +389,14 @@ systemctl restart dovecot
     });
 
     test("then imap: systemctl restarts Dovecot on the stack's addresses; a message sent on 587 is read on 993 and on 143 after STARTTLS", () => {
+        trixie.configure(trixieConfig(true));
+        // The preview reads Dovecot 2.4's `doveconf -n` (protocols and passdb as blocks): the reader's PAM logins are named.
+        const listed = (trixie.changes().servers[0].changes ?? []).map((c) => `${c.file}: ${describeChange(c)}`);
+        assert.ok(listed.includes("dovecot: IMAP logins: ~ the host's accounts and passwords (passdb pam)  ->  the stack's mailPasswords only (alice, fribeiro); "
+            + "other accounts can no longer read mail over IMAP"), listed.join("\n"));
         // As an earlier version of the component left it: dovecot.conf written whole, without conf.d.
         hostOk(trixieName, "printf '%s\\n' '# Managed by pulumi-postfix: local changes are overwritten on the next change.' "
             + "'dovecot_config_version = 2.4.0' 'dovecot_storage_version = 2.4.0' 'protocols =' >/etc/dovecot/dovecot.conf");
-        trixie.configure(trixieConfig(true));
-        // Dovecot 2.4's `doveconf -n` read for the preview: the reader's PAM logins are named.
-        const listed = (trixie.changes().servers[0].changes ?? []).map((c) => `${c.file}: ${describeChange(c)}`);
-        assert.ok(listed.some((c) => c.startsWith("dovecot: IMAP")), listed.join("\n"));
         const before = dovecotUnit();
         const up = trixie.up();
         hostOk(trixieName, "cmp /etc/dovecot/dovecot.conf /usr/share/dovecot/dovecot.conf");
