@@ -2,8 +2,8 @@
 // guide's 5.1.1 (Dovecot from dovecot-imapd, system users and passwords, ~/Maildir) with the
 // certificate of its 3.5.1. A stack with port 587 must leave that IMAP working, and pulumi destroy
 // must leave the machine as it was: dovecot-imapd installed, the 3.5.1 key and certificate byte for
-// byte. One chroot host for the whole suite (Dovecot runs there without systemd). Loopback only;
-// outbound mail is held on the host.
+// byte. A Debian 12 chroot (Dovecot without systemd), and a Debian 13 host booted with systemd,
+// both prepared the guide's way. Loopback only; outbound mail is held on the host.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { REPO } from "../support/stack";
 import { mxConfig } from "./support/config";
 import { describeChange } from "../../components/core/changes";
-import { hostDown, hostOk, hostSh, HostInfo, hostUp, sshLogins } from "./support/host";
+import { hostDown, hostOk, hostReboot, hostSh, HostInfo, hostUp, sshLogins } from "./support/host";
 import { Stack } from "./support/pulumi";
 
 const name = "imap-guide";
@@ -41,7 +41,7 @@ let host: HostInfo;
  */
 const GUIDE = `
 set -eu
-DEBIAN_FRONTEND=noninteractive apt-get install -q -y dovecot-imapd >/tmp/guide-apt.log 2>&1 || { cat /tmp/guide-apt.log; exit 1; }
+DEBIAN_FRONTEND=noninteractive apt-get install -q -y dovecot-imapd >/tmp/guide-apt.log 2>&1 || { cat /tmp/guide-apt.log >&2; exit 1; }
 openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj '/CN=${serverName}' -addext 'subjectAltName=DNS:${serverName}' \\
     -keyout ${KEY} -out ${CERT} 2>/dev/null
 chmod 600 ${KEY}
@@ -267,21 +267,60 @@ describe("the guide's whole machine (Debian 12): its IMAP server and certificate
     });
 });
 
-// Debian 13 (Dovecot 2.4), a bare host: the component installs Dovecot itself, for port 587 only,
-// then serves IMAP with it; pulumi destroy removes what it installed.
-describe("a bare Debian 13 (Dovecot 2.4, installed by the component): submission, then imap, then pulumi destroy", { timeout: 15 * 60_000 }, () => {
+// Debian 13 (Dovecot 2.4) booted with systemd, prepared the guide's way by hand as its reader would
+// (dovecot-imapd, ~/Maildir, the 3.5.1 certificate), as a real server runs it: systemd is PID 1,
+// so the component starts, reloads and restarts Dovecot and Postfix through systemctl, and the
+// units Debian enabled bring them back after a reboot. The same checks as on Debian 12 for the
+// reader (their IMAP, users and passwords; their key and certificate back after destroy), then the
+// stack's IMAP on Dovecot 2.4.
+describe("the guide's machine on Debian 13 (Dovecot 2.4) booted with systemd: submission, then imap, a reboot, then pulumi destroy", { timeout: 20 * 60_000 }, () => {
     const trixieName = "imap-trixie";
     const trixieAddress = `${subnet}.3`;
     const trixie = new Stack(trixieName);
     const trixieWork = mkdtempSync(join(tmpdir(), "pulumi-postfix-guide-13-"));
     const trixieCa = join(trixieWork, "server.crt");
+    const trixieReaderCa = join(trixieWork, "reader-server.crt");
     let trixieHost: HostInfo;
-    const trixieImap = (mode: "imaps" | "starttls", user: string, password: string, subject?: string): ImapResult => {
+    let readerFiles: Record<string, string>;
+    const trixieImap = (mode: "imaps" | "starttls", cafile: string, user: string, password: string, subject?: string): ImapResult => {
         const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "imap-client.py"), trixieAddress, mode === "imaps" ? "993" : "143", serverName, outsider,
-            trixieCa, mode, "--login", user, password, ...(subject ? ["--subject", subject] : [])], { encoding: "utf8" });
+            cafile, mode, "--login", user, password, ...(subject ? ["--subject", subject] : [])], { encoding: "utf8" });
         assert.equal(r.status, 0, r.stderr);
         return JSON.parse(r.stdout) as ImapResult;
     };
+    const trixieSha = (path: string) => hostOk(trixieName, `sha256sum ${path}`).split(" ")[0];
+    const trixieInstalled = (pkg: string) => hostSh(trixieName, `dpkg-query -W -f '\${Status}' ${pkg} 2>/dev/null | grep -q '^install ok installed$'`).status === 0;
+    /** What systemd knows of dovecot.service: its main process, when it started, and how often systemctl reloaded it. */
+    const dovecotUnit = () => {
+        const show = Object.fromEntries(hostOk(trixieName, "systemctl show dovecot.service -p ActiveState -p MainPID -p ExecMainStartTimestampMonotonic")
+            .trim().split("\n").map((line) => line.split("=", 2) as [string, string]));
+        const reloads = Number(hostOk(trixieName, "journalctl --no-pager -o cat -u dovecot.service | grep -c '^Reloaded dovecot.service' || true").trim());
+        const masterPid = hostSh(trixieName, "cat /run/dovecot/master.pid").stdout.trim();
+        return { active: show.ActiveState, mainPid: show.MainPID, started: show.ExecMainStartTimestampMonotonic, reloads, masterPid };
+    };
+
+    // The guide's 5.1.1 and 3.5.1 on Dovecot 2.4: Debian 13 installs dovecot-imapd and starts it
+    // (systemd runs the package's unit); the reader then points Debian's conf.d files at
+    // ~/Maildir and the 3.5.1 certificate, with 2.4's names, and restarts it with systemctl.
+    // The listen address comes first: test hosts share the machine's network, where Debian's
+    // default (every address) finds 143 and 993 taken by other hosts and the package's start fails.
+    const GUIDE_13 = `
+set -eu
+mkdir -p /etc/dovecot
+echo 'listen = ${trixieAddress}' >/etc/dovecot/local.conf
+DEBIAN_FRONTEND=noninteractive apt-get install -q -y dovecot-imapd >/tmp/guide-apt.log 2>&1 || { cat /tmp/guide-apt.log >&2; exit 1; }
+openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj '/CN=${serverName}' -addext 'subjectAltName=DNS:${serverName}' \\
+    -keyout ${KEY} -out ${CERT} 2>/dev/null
+chmod 600 ${KEY}
+sed -i 's|^mail_driver = .*|mail_driver = maildir|; s|^mail_path = .*|mail_path = %{home}/Maildir|; s|^mail_inbox_path = .*|mail_inbox_path = %{home}/Maildir|' /etc/dovecot/conf.d/10-mail.conf
+sed -i 's|^ssl_server_cert_file = .*|ssl_server_cert_file = ${CERT}|; s|^ssl_server_key_file = .*|ssl_server_key_file = ${KEY}|' /etc/dovecot/conf.d/10-ssl.conf
+useradd --create-home --shell /bin/bash fribeiro
+printf '%s\\n' 'fribeiro:${READER_PASSWORD}' | chpasswd
+mkdir -p /home/fribeiro/Maildir/cur /home/fribeiro/Maildir/new /home/fribeiro/Maildir/tmp
+printf 'From: root@e2e.test\\nSubject: from the guide\\n\\nread over IMAP\\n' >/home/fribeiro/Maildir/new/1.guide
+chown -R fribeiro: /home/fribeiro/Maildir
+systemctl restart dovecot
+`;
 
     const trixieConfig = (imap: boolean) => mxConfig({
         host: trixieHost, subnet, listenAddresses: [trixieAddress], ssh: { host: trixieAddress },
@@ -293,9 +332,19 @@ describe("a bare Debian 13 (Dovecot 2.4, installed by the component): submission
         assert.equal(JSON.parse(r.stdout).stage, "done", r.stdout + r.stderr);
         hostOk(trixieName, `for i in $(seq 1 60); do grep -lq 'Subject: ${subject}' /home/fribeiro/Maildir/new/* 2>/dev/null && exit 0; sleep 0.5; done; exit 1`);
     };
+    const submitTrixie = (user: string, password: string) => {
+        const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "mail-client.py"), trixieAddress, "587", serverName, outsider, trixieCa,
+            "--login", user, password], { encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        return JSON.parse(r.stdout) as { stage: string; error?: string };
+    };
 
     before(() => {
-        trixieHost = hostUp(trixieName, "trixie", trixieAddress);
+        trixieHost = hostUp(trixieName, "trixie", trixieAddress, "boot");
+        hostOk(trixieName, GUIDE_13);
+        writeFileSync(trixieReaderCa, hostOk(trixieName, `cat ${CERT}`));
+        readerFiles = Object.fromEntries([KEY, CERT, "/etc/dovecot/dovecot.conf", "/etc/dovecot/conf.d/10-auth.conf", "/etc/dovecot/conf.d/10-mail.conf"]
+            .map((path) => [path, trixieSha(path)]));
         trixie.init(trixieConfig(false));
         trixie.setSecret("postfix:mailPasswords.alice", ALICE_PASSWORD);
         trixie.setSecret("postfix:mailPasswords.fribeiro", FRIBEIRO_PASSWORD);
@@ -306,52 +355,107 @@ describe("a bare Debian 13 (Dovecot 2.4, installed by the component): submission
         rmSync(trixieWork, { recursive: true, force: true });
     });
 
-    test("submission alone on Dovecot 2.4: the stack's password logs in on 587, and Dovecot serves no protocol", () => {
-        const up = trixie.up();
-        console.log(`# guide machine: cold pulumi up with submission onto a bare Debian 13 took ${up.seconds.toFixed(1)} s`);
-        writeFileSync(trixieCa, trixie.outputs().mailServers.mx.certificatePem);
+    test("before pulumi up: systemd runs the reader's Dovecot 2.4, and they read their mail over IMAPS with their system password", () => {
+        assert.equal(hostOk(trixieName, "cat /proc/1/comm").trim(), "systemd", "systemd is PID 1");
         assert.match(hostOk(trixieName, "dovecot --version"), /^2\.4\./);
+        const unit = dovecotUnit();
+        assert.deepEqual([unit.active, unit.mainPid], ["active", unit.masterPid], JSON.stringify(unit));
+        const read = trixieImap("imaps", trixieReaderCa, "fribeiro", READER_PASSWORD, "from the guide");
+        assert.deepEqual([read.stage, read.error, read.found], ["done", undefined, 1], JSON.stringify(read));
+    });
+
+    test("submission on Dovecot 2.4: systemctl reloads the reader's Dovecot, their IMAP works as before, 587 takes the stack's passwords only", () => {
+        const before = dovecotUnit();
+        const up = trixie.up();
+        console.log(`# guide machine: pulumi up with submission onto the guide's Debian 13 (systemd) took ${up.seconds.toFixed(1)} s`);
+        writeFileSync(trixieCa, trixie.outputs().mailServers.mx.certificatePem);
+        assert.match(up.stdout, /mx-service created .*\(dovecot reloaded\)/, up.stdout);
+        // Reloaded by systemd (its ExecReload), not behind its back: the same main process, one more reload in the unit's journal.
+        const after = dovecotUnit();
+        assert.deepEqual([after.active, after.mainPid, after.started, after.reloads], ["active", before.mainPid, before.started, before.reloads + 1], JSON.stringify([before, after]));
+        assert.equal(hostOk(trixieName, "systemctl is-active postfix.service").trim(), "active");
+        assert.equal(trixieSha("/etc/dovecot/dovecot.conf"), readerFiles["/etc/dovecot/dovecot.conf"], "dovecot.conf untouched");
+        assert.equal(trixieSha("/etc/dovecot/conf.d/10-auth.conf"), readerFiles["/etc/dovecot/conf.d/10-auth.conf"]);
+        // Dovecot 2.4 prints protocols as a boolean list.
+        assert.equal(hostOk(trixieName, "doveconf -h protocols").trim(), "imap = yes", "no protocol added");
+        const read = trixieImap("imaps", trixieCa, "fribeiro", READER_PASSWORD, "from the guide");
+        assert.deepEqual([read.stage, read.error, read.found], ["done", undefined, 1], JSON.stringify(read));
         send(`587 on dovecot 2.4 ${randomUUID()}`);
+        assert.match(submitTrixie("fribeiro", READER_PASSWORD).error ?? "", /^535 /, "a system password is refused on 587");
         // Postfix 3.10's spawn runs the From: rule too: alice's envelope with fribeiro's From: is refused.
         const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "mail-client.py"), trixieAddress, "587", serverName, outsider, trixieCa,
             "--login", "alice", ALICE_PASSWORD, "--from", "alice@e2e.test", "--to", "fribeiro@e2e.test", "--header-from", "fribeiro@e2e.test"], { encoding: "utf8" });
         assert.match(JSON.parse(r.stdout).error ?? "", /^550 5\.7\.1 From: <fribeiro@e2e\.test> is not an address of alice/, r.stdout + r.stderr);
-        assert.equal(hostOk(trixieName, "doveconf -h protocols").trim(), "", "no protocol enabled");
-        assert.equal(trixieImap("imaps", "fribeiro", FRIBEIRO_PASSWORD).stage, "tls", "nothing listens on 993");
     });
 
-    test("then imap: a message sent on 587 is read on 993 and on 143 after STARTTLS; Thunderbird's file names this server", () => {
+    test("then imap: systemctl restarts Dovecot on the stack's addresses; a message sent on 587 is read on 993 and on 143 after STARTTLS", () => {
+        trixie.configure(trixieConfig(true));
+        // The preview reads Dovecot 2.4's `doveconf -n` (protocols and passdb as blocks): the reader's PAM logins are named.
+        const listed = (trixie.changes().servers[0].changes ?? []).map((c) => `${c.file}: ${describeChange(c)}`);
+        assert.ok(listed.includes("dovecot: IMAP logins: ~ the host's accounts and passwords (passdb pam)  ->  the stack's mailPasswords only (alice, fribeiro); "
+            + "other accounts can no longer read mail over IMAP"), listed.join("\n"));
         // As an earlier version of the component left it: dovecot.conf written whole, without conf.d.
         hostOk(trixieName, "printf '%s\\n' '# Managed by pulumi-postfix: local changes are overwritten on the next change.' "
             + "'dovecot_config_version = 2.4.0' 'dovecot_storage_version = 2.4.0' 'protocols =' >/etc/dovecot/dovecot.conf");
-        trixie.configure(trixieConfig(true));
+        const before = dovecotUnit();
         const up = trixie.up();
         hostOk(trixieName, "cmp /etc/dovecot/dovecot.conf /usr/share/dovecot/dovecot.conf");
-        console.log(`# guide machine: pulumi up turning imap on (Debian 13) took ${up.seconds.toFixed(1)} s`);
+        console.log(`# guide machine: pulumi up turning imap on (Debian 13, systemd) took ${up.seconds.toFixed(1)} s`);
+        assert.match(up.stdout, /mx-service updated .*\(dovecot restarted\)/, up.stdout);
+        // Restarted by systemd: a new main process, started later, which is Dovecot's master.
+        const after = dovecotUnit();
+        assert.equal(after.active, "active", JSON.stringify(after));
+        assert.notEqual(after.mainPid, before.mainPid);
+        assert.ok(Number(after.started) > Number(before.started), JSON.stringify([before, after]));
+        assert.equal(after.mainPid, after.masterPid, "systemd's main process is Dovecot's master");
         const outputs = trixie.outputs().mailServers.mx;
         assert.equal(hostOk(trixieName, "doveconf -h listen").trim(), trixieAddress);
         const subject = `dovecot 2.4 ${randomUUID()}`;
         send(subject);
-        const imaps = trixieImap("imaps", "fribeiro", FRIBEIRO_PASSWORD, subject);
+        const imaps = trixieImap("imaps", trixieCa, "fribeiro", FRIBEIRO_PASSWORD, subject);
         assert.deepEqual([imaps.stage, imaps.error, imaps.found], ["done", undefined, 1], JSON.stringify(imaps));
-        const starttls = trixieImap("starttls", "fribeiro", FRIBEIRO_PASSWORD, subject);
+        const starttls = trixieImap("starttls", trixieCa, "fribeiro", FRIBEIRO_PASSWORD, subject);
         assert.deepEqual([starttls.stage, starttls.found], ["done", 1], JSON.stringify(starttls));
         assert.ok(starttls.capabilities_before_tls?.includes("LOGINDISABLED"), JSON.stringify(starttls));
-        assert.match(trixieImap("imaps", "alice", "not alice's password at all").error ?? "", /AUTHENTICATIONFAILED|Authentication failed/);
+        assert.match(trixieImap("imaps", trixieCa, "alice", "not alice's password at all").error ?? "", /AUTHENTICATIONFAILED|Authentication failed/);
+        assert.match(trixieImap("imaps", trixieCa, "fribeiro", READER_PASSWORD).error ?? "", /AUTHENTICATIONFAILED|Authentication failed/, "the system password no longer reads");
         assert.match(outputs.thunderbirdAutoconfig, /<hostname>mx\.e2e\.test<\/hostname>\s*<port>993<\/port>\s*<socketType>SSL<\/socketType>/);
     });
 
-    test("pulumi destroy removes the Dovecot it installed, its file and its hashes", () => {
-        assert.match(hostOk(trixieName, "cat /var/lib/pulumi-postfix/installed-packages"), /^dovecot-imapd$/m);
+    test("after a reboot: systemd starts postfix and Dovecot by itself; IMAP and 587 answer, nothing to plan", () => {
+        const seconds = hostReboot(trixieName);
+        console.log(`# guide machine: Debian 13 powered off and booted again: ${seconds.toFixed(1)} s until sshd answered`);
+        // Until the boot has finished (running, or degraded when an unrelated unit failed): no clock involved.
+        hostSh(trixieName, "systemctl is-system-running --wait");
+        assert.equal(hostOk(trixieName, "systemctl is-enabled postfix.service dovecot.service").trim(), "enabled\nenabled");
+        assert.equal(hostOk(trixieName, "systemctl is-active postfix.service dovecot.service").trim(), "active\nactive");
+        hostOk(trixieName, "postfix status");
+        const unit = dovecotUnit();
+        assert.equal(unit.mainPid, unit.masterPid, JSON.stringify(unit));
+        const subject = `after the reboot ${randomUUID()}`;
+        send(subject);
+        const imaps = trixieImap("imaps", trixieCa, "fribeiro", FRIBEIRO_PASSWORD, subject);
+        assert.deepEqual([imaps.stage, imaps.error, imaps.found], ["done", undefined, 1], JSON.stringify(imaps));
+        const preview = trixie.run(["preview", "--expect-no-changes"]);
+        assert.equal(preview.status, 0, preview.stdout + preview.stderr);
+    });
+
+    test("pulumi destroy: the reader's dovecot-imapd stays, the 3.5.1 key and certificate are back byte for byte, their IMAP serves them", () => {
+        assert.doesNotMatch(hostOk(trixieName, "cat /var/lib/pulumi-postfix/installed-packages"), /^dovecot/m, "the reader's Dovecot is not the component's");
+        const before = dovecotUnit();
         trixie.ok(["destroy", "--yes", "--skip-preview"]);
+        assert.ok(trixieInstalled("dovecot-imapd"), "dovecot-imapd is still installed");
+        assert.ok(trixieInstalled("dovecot-core"), "and the Dovecot it needs");
+        assert.ok(!trixieInstalled("postfix"), "postfix, which the component installed, is removed");
         assert.notEqual(hostSh(trixieName, "test -e /usr/local/lib/pulumi-postfix").status, 0, "the From: rule's folder is gone");
-        for (const pkg of ["dovecot-imapd", "dovecot-core", "postfix"]) {
-            assert.notEqual(hostSh(trixieName, `dpkg-query -W -f '\${Status}' ${pkg} 2>/dev/null | grep -q '^install ok installed$'`).status, 0, `${pkg} removed`);
-        }
-        assert.notEqual(hostSh(trixieName, "test -e /etc/dovecot/conf.d/99-pulumi-postfix.conf").status, 0);
-        assert.notEqual(hostSh(trixieName, "test -e /etc/ssl/private/server.key.insecure").status, 0, "the key it created is gone");
-        // IMAP no longer answers.
-        const gone = trixieImap("imaps", "fribeiro", FRIBEIRO_PASSWORD);
-        assert.equal(gone.stage, "tls", JSON.stringify(gone));
+        for (const path of [KEY, CERT, "/etc/dovecot/dovecot.conf", "/etc/dovecot/conf.d/10-mail.conf"]) assert.equal(trixieSha(path), readerFiles[path], path);
+        assert.equal(hostOk(trixieName, "stat -c '%a %U' " + KEY).trim(), "600 root");
+        assert.notEqual(hostSh(trixieName, "test -e /etc/dovecot/conf.d/99-pulumi-postfix.conf").status, 0, "the component's conf.d file is gone");
+        assert.notEqual(hostSh(trixieName, "test -e /etc/dovecot/pulumi-postfix.passwd").status, 0, "and its password hashes");
+        // Dovecot read its files again through systemd: the same unit runs.
+        const after = dovecotUnit();
+        assert.deepEqual([after.active, after.mainPid], ["active", after.masterPid], JSON.stringify([before, after]));
+        const read = trixieImap("imaps", trixieReaderCa, "fribeiro", READER_PASSWORD, "from the guide");
+        assert.deepEqual([read.stage, read.error, read.found], ["done", undefined, 1], JSON.stringify(read));
     });
 });
