@@ -80,7 +80,7 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
     /** The ServerState's inputs and outputs in the state. */
     /** What a user sees of the drift in a preview: the ServerState's lines, printed for the docs. */
     const showDrift = (label: string, preview: string) => console.log(`# ${label}:\n${preview.split("\n")
-        .filter((l) => /ServerState|server-state|Command|mynetworks|\/etc\/|mode|sha256|error|drift|changes/.test(l)).map((l) => `#   ${l}`).join("\n")}`);
+        .filter((l) => /ServerState|server-state|Command|mynetworks|\/etc\/|mode|sha256|error|drift|changes|installed|running|stopped/.test(l)).map((l) => `#   ${l}`).join("\n")}`);
     const serverStateRecord = () => {
         const resources = JSON.parse(stack.ok(["stack", "export", "--show-secrets"]).stdout).deployment.resources as Array<{ urn: string; inputs: unknown; outputs: unknown }>;
         const record = resources.find((r) => r.urn.endsWith("::mx-server-state"))!;
