@@ -161,7 +161,7 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
 
     test("another Postfix series than the deployment rendered for (Debian upgraded under it): up --refresh runs the install step again", () => {
         // What an admin's Debian 11 -> 12 upgrade leaves: the install step recorded Postfix 3.5, 3.7 runs.
-        // (The record is edited here: upgrading the test host's Debian itself is left out.)
+        // (The record is edited here; the last test upgrades the host's Debian itself.)
         assert.match(hostOk(name, "cat /var/lib/pulumi-postfix/deployed-versions"), /^postfix 3\.7\.\d+$/m, "the cold up recorded the series it rendered for");
         hostOk(name, "sed -i 's/^postfix .*/postfix 3.5.25/' /var/lib/pulumi-postfix/deployed-versions");
         const check = timed("preview --refresh --expect-no-changes --diff, another series", ["preview", "--refresh", "--expect-no-changes", "--diff"], "nonzero");
@@ -214,8 +214,7 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
         // The packages' restarts, which the test host's policy-rc.d holds back and systemd runs on a
         // server: sshd restarts as OpenSSH 10 (SIGHUP: it executes its new binary), Postfix 3.10
         // starts on the kept main.cf, and Dovecot 2.4 refuses the file rendered for 2.3.
-        const listening = () => Number(hostOk(name, "grep -c 'Server listening on' /var/log/sshd.log || true").trim());
-        const listenedBefore = listening();
+        const listenedBefore = Number(hostOk(name, "grep -c 'Server listening on' /var/log/sshd.log || true").trim());
         hostOk(name, "kill -HUP \"$(cat /run/sshd.pid)\"");
         await eventually(name, `test "$(grep -c 'Server listening on' /var/log/sshd.log)" -gt ${listenedBefore}`);
         const dovecotPid = hostOk(name, "cat /run/dovecot/master.pid").trim();
