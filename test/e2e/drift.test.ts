@@ -1,23 +1,39 @@
 // Drift, the Pulumi way, on one deployed Debian 12 host: a hand edit that opens the relay, files
 // changed or removed, postfix purged. `pulumi refresh` reads the server (ServerState, one SSH
 // connection), the next preview names what drifted, and the next `up` runs exactly the drifted
-// steps again. Plain `up` and `preview` read nothing. Only loopback addresses (127.0.27.x,
-// outsider 127.0.99.27); outbound mail is held, and relay attempts quit after RCPT.
+// steps again. Plain `up` and `preview` read nothing. Last, port 587 turned on and the host
+// upgraded in place to Debian 13 (apt from the test hosts' mirror): one `up --refresh` converges.
+// Only loopback addresses (127.0.27.x, outsider 127.0.99.27); outbound mail is held, and relay
+// attempts quit after RCPT.
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { PATHS } from "../../components/core/paths";
 import { mxConfig } from "./support/config";
-import { hostDown, hostOk, hostSh, HostInfo, hostUp, sshLogins } from "./support/host";
+import { eventually, hostDown, hostOk, hostSh, HostInfo, hostUp, sshLogins } from "./support/host";
 import { Stack } from "./support/pulumi";
 import { replies, swaks } from "./support/smtp";
+import { REPO } from "../support/stack";
 
 const name = "drift-mx";
 const subnet = "127.0.27";
 const address = `${subnet}.2`;
 const lanClient = `${subnet}.50`;
 const outsider = "127.0.99.27";
+const ALICE_PASSWORD = "alice-upgrades-with-debian";
+
+/** Python's smtplib on 587 (test/e2e/support/mail-client.py): STARTTLS checked against the stack's CA, alice's login, one message to fribeiro. */
+function sendOn587(caFile: string, subject: string): [string, string | undefined] {
+    const r = spawnSync("python3", [join(REPO, "test", "e2e", "support", "mail-client.py"), address, "587", "mx.e2e.test", lanClient, caFile,
+        "--login", "alice", ALICE_PASSWORD, "--from", "alice@e2e.test", "--to", "fribeiro@e2e.test", "--subject", subject], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as { stage: string; error?: string };
+    return [result.stage, result.error];
+}
 
 /** The server's reply to a relay attempt from the outsider (RCPT to another domain); swaks quits after it. */
 function outsiderRelayReply(): string {
@@ -64,7 +80,7 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
     /** The ServerState's inputs and outputs in the state. */
     /** What a user sees of the drift in a preview: the ServerState's lines, printed for the docs. */
     const showDrift = (label: string, preview: string) => console.log(`# ${label}:\n${preview.split("\n")
-        .filter((l) => /ServerState|server-state|Command|mynetworks|\/etc\/|mode|sha256|error|drift|changes/.test(l)).map((l) => `#   ${l}`).join("\n")}`);
+        .filter((l) => /ServerState|server-state|Command|mynetworks|\/etc\/|mode|sha256|error|drift|changes|installed|running|stopped/.test(l)).map((l) => `#   ${l}`).join("\n")}`);
     const serverStateRecord = () => {
         const resources = JSON.parse(stack.ok(["stack", "export", "--show-secrets"]).stdout).deployment.resources as Array<{ urn: string; inputs: unknown; outputs: unknown }>;
         const record = resources.find((r) => r.urn.endsWith("::mx-server-state"))!;
@@ -145,7 +161,7 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
 
     test("another Postfix series than the deployment rendered for (Debian upgraded under it): up --refresh runs the install step again", () => {
         // What an admin's Debian 11 -> 12 upgrade leaves: the install step recorded Postfix 3.5, 3.7 runs.
-        // (The record is edited here: upgrading the test host's Debian itself is left out.)
+        // (The record is edited here; the last test upgrades the host's Debian itself.)
         assert.match(hostOk(name, "cat /var/lib/pulumi-postfix/deployed-versions"), /^postfix 3\.7\.\d+$/m, "the cold up recorded the series it rendered for");
         hostOk(name, "sed -i 's/^postfix .*/postfix 3.5.25/' /var/lib/pulumi-postfix/deployed-versions");
         const check = timed("preview --refresh --expect-no-changes --diff, another series", ["preview", "--refresh", "--expect-no-changes", "--diff"], "nonzero");
@@ -172,5 +188,58 @@ describe("drift: pulumi refresh reads the server, the next up repairs exactly wh
         assert.equal(report.failed, 0, JSON.stringify(report, null, 2));
         assert.match(outsiderRelayReply(), /^554 5\.7\.1 .*Client host rejected/);
         timed("preview --refresh --expect-no-changes after the reinstall", ["preview", "--refresh", "--expect-no-changes"]);
+    });
+
+    test("Debian 12 upgraded in place to 13 under a port-587 server (Postfix 3.10, Dovecot 2.4): one up --refresh converges", async () => {
+        // Port 587 on: Dovecot 2.3 answers logins, in the file rendered for 2.3.
+        stack.configure(mxConfig({ host, subnet, options: { "postfix:submission": true, "postfix:certificateAuthority": { commonName: "E2E mail CA" } } }));
+        stack.setSecret("postfix:mailPasswords.alice", ALICE_PASSWORD);
+        timed("up, port 587 on (Debian 12)", ["up", "--yes", "--skip-preview"]);
+        const caFile = join(mkdtempSync(join(tmpdir(), "pulumi-postfix-drift-")), "ca.pem");
+        writeFileSync(caFile, stack.outputs().certificateAuthorityPem);
+        assert.match(hostOk(name, "dovecot --version"), /^2\.3\./);
+        assert.match(hostOk(name, "cat /var/lib/pulumi-postfix/deployed-versions"), /^dovecot 2\.3\./m);
+        const before = `before the upgrade ${randomUUID()}`;
+        assert.deepEqual(sendOn587(caFile, before), ["done", undefined]);
+        await eventually(name, `grep -l 'Subject: ${before}' /home/fribeiro/Maildir/new/*`);
+
+        // What the admin does: the sources to trixie, a full upgrade keeping the changed configuration files.
+        const started = Date.now();
+        hostOk(name, "sed -i 's/bookworm/trixie/g' /etc/apt/sources.list && apt-get update -q >/dev/null && " +
+            "DEBIAN_FRONTEND=noninteractive apt-get full-upgrade -q -y -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef >/tmp/upgrade.log 2>&1");
+        timings.push(`apt-get full-upgrade to trixie on the host: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        assert.match(hostOk(name, ". /etc/os-release && echo $VERSION_ID"), /^13$/m);
+        assert.match(hostOk(name, "postconf -h mail_version"), /^3\.10\./);
+        assert.match(hostOk(name, "dovecot --version"), /^2\.4\./);
+        // The packages' restarts, which the test host's policy-rc.d holds back and systemd runs on a
+        // server: sshd restarts as OpenSSH 10 (SIGHUP: it executes its new binary), Postfix 3.10
+        // starts on the kept main.cf, and Dovecot 2.4 refuses the file rendered for 2.3.
+        const listenedBefore = Number(hostOk(name, "grep -c 'Server listening on' /var/log/sshd.log || true").trim());
+        hostOk(name, "kill -HUP \"$(cat /run/sshd.pid)\"");
+        await eventually(name, `test "$(grep -c 'Server listening on' /var/log/sshd.log)" -gt ${listenedBefore}`);
+        const dovecotPid = hostOk(name, "cat /run/dovecot/master.pid").trim();
+        assert.match(dovecotPid, /^\d+$/);
+        hostOk(name, `postfix stop >/dev/null && postfix start >/dev/null 2>&1 && kill ${dovecotPid}`);
+        // (By its process id: a chroot host shares the machine's process table.)
+        await eventually(name, `! kill -0 ${dovecotPid} 2>/dev/null`);
+        assert.notEqual(hostSh(name, "doveconf -n >/dev/null").status, 0, "Dovecot 2.4 refuses the 2.3 file");
+        assert.notEqual(hostSh(name, "dovecot").status, 0, "so Dovecot does not start, and 587 takes no login");
+
+        const check = timed("preview --refresh --expect-no-changes --diff, Debian 12 -> 13", ["preview", "--refresh", "--expect-no-changes", "--diff"], "nonzero");
+        showDrift("Debian upgraded to 13", check.stdout + check.stderr);
+        assert.match(check.stdout, /postfix\s*:\s*"installed 3\.10, deployed with 3\.7"\s*=>\s*"installed"/, "Postfix named, with both series");
+        assert.match(check.stdout, /dovecot-core\s*:\s*"installed 2\.4, deployed with 2\.3"\s*=>\s*"installed"/, "Dovecot named, with both series");
+        const up = timed("up --refresh after the upgrade", ["up", "--refresh", "--yes", "--skip-preview"]);
+        assert.match(up.stdout, /mx-install/, "the install step ran again");
+        assert.match(hostOk(name, "cat /var/lib/pulumi-postfix/deployed-versions"), /^postfix 3\.10\.[\s\S]*^dovecot 2\.4\./m, "and recorded the running versions");
+        assert.match(hostOk(name, `cat ${PATHS.dovecotConf}`), /^\s+passwd_file_path = /m, "Dovecot's file in 2.4 syntax");
+        hostOk(name, "doveconf -n >/dev/null");
+        const after = `after the upgrade ${randomUUID()}`;
+        assert.deepEqual(sendOn587(caFile, after), ["done", undefined], "587 takes a login and a message");
+        await eventually(name, `grep -l 'Subject: ${after}' /home/fribeiro/Maildir/new/*`);
+        const report = stack.verify(lanClient);
+        assert.equal(report.failed, 0, JSON.stringify(report, null, 2));
+        timed("preview --refresh --expect-no-changes after the upgrade's repair", ["preview", "--refresh", "--expect-no-changes"]);
+        assert.equal(timed("up, no change after the upgrade", ["up", "--yes", "--skip-preview"]).logins, 0, "no SSH connection");
     });
 });
