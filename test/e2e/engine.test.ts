@@ -63,10 +63,11 @@ describe("the Pulumi engine and upstream plugins on this project", { timeout: 5 
     for (const [stack, server] of [[home, "server"], [lab, "mail"]] as const) {
         test(`pulumi preview --stack ${stack.name} plans every step${stack === lab ? ", with the mail users' passwords set as secrets, which never show" : ", without any secret set"}`, () => {
             stack.init();
-            // The lab stack has port 587 with logins: its users' passwords are secrets, set as its file says.
+            // The lab stack has port 587 with logins: its users' passwords are secrets, set as its file says; 587 also
+            // brings Dovecot's configuration, the password file and the From: rule's milter.
             const passwords = stack === lab ? ["ana's lab mail password", "ops-lab-mail-password"] : [];
             if (stack === lab) ["ana", "ops"].forEach((user, i) => stack.setSecret(`postfix:mailPasswords.${user}`, passwords[i]));
-            const steps = stack === lab ? [...STEPS, "dovecot-conf", "mail-passwords"] : STEPS;
+            const steps = stack === lab ? [...STEPS, "dovecot-conf", "mail-passwords", "sender-check"] : STEPS;
             const preview = stack.ok(["preview", "--diff"]);
             // The steps, plus the stack, the component, its ServerState, and the key and certificate @pulumi/tls makes
             // (lab: also the authority's key and certificate, and the certificate request it signs).
