@@ -1,6 +1,7 @@
 // Debian's default MTA already there: a booted Debian 12 server running exim4 (as a fresh Debian
 // install with a mail server task has it). The first `pulumi up` replaces it: apt removes
 // exim4-daemon-light (it conflicts with postfix), nothing prompts, and postfix takes port 25.
+// Runs alone: exim4 listens on 127.0.0.1 and ::1, and the booted host's postfix install on every address.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { hostDown, hostOk, hostSh, HostInfo, hostUp, masterPid } from "./support/host";

@@ -4,6 +4,7 @@
 // must leave the machine as it was: dovecot-imapd installed, the 3.5.1 key and certificate byte for
 // byte. A Debian 12 chroot (Dovecot without systemd), and a Debian 13 host booted with systemd,
 // both prepared the guide's way. Loopback only; outbound mail is held on the host.
+// Runs alone: the Debian 13 host is booted with systemd: its packages start Dovecot and postfix on every address.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";

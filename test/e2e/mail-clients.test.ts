@@ -3,6 +3,7 @@
 // a Debian 12 host booted with systemd). The stack trusts only the server itself: every client
 // here is outside the trusted networks, as a laptop on a guest network is. Loopback only;
 // outbound mail is held on the host.
+// Runs alone: a host booted with systemd, where installing postfix starts it on every address.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomUUID, X509Certificate } from "node:crypto";
