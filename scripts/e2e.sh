@@ -44,7 +44,7 @@ alone=()
 beside=()
 for suite in "${suites[@]}"; do
     [ -f "$suite" ] || { echo "e2e.sh: no such suite: $suite" >&2; exit 2; }
-    if grep -q '^// Runs alone:' "$repo/test/e2e/$(basename "$suite" .test.js).test.ts"; then
+    if grep -qs '^// Runs alone:' "$repo/test/e2e/$(basename "$suite" .test.js).test.ts"; then
         alone+=("$suite")
     else
         beside+=("$suite")
